@@ -1,0 +1,76 @@
+"""Extract the real pretrained speech models used in tests from their PyPI wheels into a cache.
+
+Nothing is committed: the models' licences differ (openwakeword's are CC BY-NC-SA 4.0). Each
+file is checked against its SHA-256 after extraction.
+
+    python models/fetch.py                 # all models into $ONNXPRUNE_CACHE or ~/.cache/onnxprune
+    python models/fetch.py embedding_model  # just one
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+# name -> (wheel requirement, path inside the wheel, sha256)
+MODELS = {
+    "silero_vad_v6": ("faster-whisper==1.2.1", "faster_whisper/assets/silero_vad_v6.onnx",
+                      "4cbf549b8326f60f80f2536d9eefeb450a9abe83365a098031c89719f1be17d2"),
+    "embedding_model": ("openwakeword==0.5.1", "openwakeword/resources/models/embedding_model.onnx",
+                        "70d164290c1d095d1d4ee149bc5e00543250a7316b59f31d056cff7bd3075c1f"),
+    "alexa_v0.1": ("openwakeword==0.5.1", "openwakeword/resources/models/alexa_v0.1.onnx",
+                   "6ff566a01d12670e8d9e3c59da32651db1575d17272a601b7f8a39283dfbae3e"),
+    "hey_jarvis_v0.1": ("openwakeword==0.5.1", "openwakeword/resources/models/hey_jarvis_v0.1.onnx",
+                        "94a13cfe60075b132f6a472e7e462e8123ee70861bc3fb58434a73712ee0d2cb"),
+    "melspectrogram": ("openwakeword==0.5.1", "openwakeword/resources/models/melspectrogram.onnx",
+                       "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895cced9f479fa65eb176f"),
+}
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("ONNXPRUNE_CACHE") or Path.home() / ".cache" / "onnxprune"
+    path = Path(root) / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fetch(name: str) -> Path:
+    """Path of the cached model, downloading its wheel with `pip download --no-deps` if needed."""
+    requirement, member, digest = MODELS[name]
+    target = cache_dir() / f"{name}.onnx"
+    if target.exists() and _sha256(target) == digest:
+        return target
+    wheels = cache_dir().parent / "wheels"
+    wheels.mkdir(exist_ok=True)
+    project, version = requirement.split("==")
+    pattern = f"{project.replace('-', '_')}-{version}-*.whl"
+    if not any(wheels.glob(pattern)):
+        with tempfile.TemporaryDirectory(dir=wheels) as tmp:
+            done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", tmp,
+                                   requirement], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"pip download {requirement} failed: {done.stderr.strip().splitlines()[-1:]}")
+            for whl in Path(tmp).glob("*.whl"):
+                whl.replace(wheels / whl.name)
+    wheel = next(wheels.glob(pattern))
+    data = zipfile.ZipFile(wheel).read(member)
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise RuntimeError(f"{name}: {member} in {requirement} does not match the expected SHA-256")
+    partial = target.with_suffix(".part")
+    partial.write_bytes(data)
+    partial.replace(target)
+    return target
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or MODELS:
+        print(fetch(name))

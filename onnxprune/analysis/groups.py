@@ -1,0 +1,160 @@
+"""Run every node's handler in graph order and collect the dependency groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from ..graph import GraphIndex, node_label, outer_scope_names
+from ..handlers import handler_for
+from ..shapes import infer_value_shapes, input_shapes
+from .atoms import FIXED, Atoms
+from .context import ParamSlice, PropagateContext, Source
+
+
+@dataclass
+class Group:
+    """Channels that must be removed together. `classes` are union-find roots, one per channel."""
+
+    id: int
+    name: str
+    sources: list[Source]
+    classes: list[int]
+    blocked_by: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.classes)
+
+    @property
+    def prunable(self) -> bool:
+        return not self.blocked_by and self.size > 1
+
+    def members(self) -> list[str]:
+        return sorted({s.node.name or s.output for s in self.sources})
+
+
+@dataclass
+class Analysis:
+    model: onnx.ModelProto
+    index: GraphIndex
+    input_shapes: dict[str, list[int]]
+    shapes: dict[str, tuple[int, ...]]
+    atoms: Atoms
+    dims: dict[str, dict[int, np.ndarray]]
+    params: list[ParamSlice]
+    sources: list[Source]
+    hooks: list[onnx.NodeProto]
+    groups: list[Group]
+
+    def group_of(self) -> dict[int, Group]:
+        """Channel class root -> its group."""
+        return {root: g for g in self.groups for root in g.classes}
+
+    def params_of(self, group: Group) -> list[tuple[ParamSlice, np.ndarray]]:
+        """Each parameter slice touching the group, with its positions' class roots."""
+        wanted = set(group.classes)
+        out = []
+        for p in self.params:
+            roots = self.atoms.roots(p.labels)
+            if any(r in wanted for r in roots.tolist()):
+                out.append((p, roots))
+        return out
+
+
+def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None = None,
+                  exclude=(), allow_io_change: bool = False) -> Analysis:
+    index = GraphIndex.build(model)
+    fed = input_shapes(index, shapes or {})
+    value_shapes = infer_value_shapes(model, fed)
+    ctx = PropagateContext(index=index, shapes=value_shapes)
+    for node in model.graph.node:
+        _propagate_node(node, ctx)
+    for out in index.graph_outputs:
+        if not allow_io_change:
+            ctx.block_all(out, f"reaches graph output '{out}' (the model's interface must not change)")
+    _apply_exclusions(ctx, set(exclude or ()))
+    groups = _build_groups(ctx)
+    return Analysis(model, index, fed, value_shapes, ctx.atoms, ctx.dims, ctx.params, ctx.sources, ctx.hooks, groups)
+
+
+def _propagate_node(node: onnx.NodeProto, ctx: PropagateContext) -> None:
+    for name in sorted(outer_scope_names(node)):
+        ctx.block_all(name, f"{node_label(node)}: used inside a subgraph")
+    handler = handler_for(node)
+    if handler is None:
+        if any(ctx.tracked(n) for n in node.input):
+            domain = f"{node.domain}::" if node.domain else ""
+            ctx.block_inputs(node, f"no handler for op {domain}{node.op_type}; channels cannot pass through it")
+        return
+    before = len(ctx.params)
+    try:
+        handler.propagate(node, ctx)
+    except Exception as exc:  # a handler surprised by a graph must block, never crash or guess
+        ctx.block_inputs(node, f"handler could not analyse it ({type(exc).__name__}: {str(exc)[:80]})")
+        for out in node.output:
+            ctx.dims.pop(out, None)
+        del ctx.params[before:]
+        return
+    for p in ctx.params[before:]:
+        if not ctx.index.is_const(p.tensor):
+            ctx.block(p.labels, f"{node_label(node)}: parameter '{p.tensor}' is computed at run time")
+
+
+def _apply_exclusions(ctx: PropagateContext, exclude: set[str]) -> None:
+    if not exclude:
+        return
+    for s in ctx.sources:
+        for name in (s.node.name, s.output):
+            if name in exclude:
+                ctx.block(s.atoms, f"excluded by --exclude {name}")
+    for p in ctx.params:
+        for name in (p.node.name, p.tensor):
+            if name in exclude:
+                ctx.block(p.labels, f"excluded by --exclude {name}")
+
+
+def _build_groups(ctx: PropagateContext) -> list[Group]:
+    atoms = ctx.atoms
+    # Sources whose atoms meet in one class belong to one group.
+    owner: dict[int, int] = {}
+    parent = list(range(len(ctx.sources)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for si, src in enumerate(ctx.sources):
+        for a in src.atoms.tolist():
+            r = atoms.find(a)
+            if r in owner:
+                parent[find(si)] = find(owner[r])
+            else:
+                owner[r] = si
+    members: dict[int, list[int]] = {}
+    for si in range(len(ctx.sources)):
+        members.setdefault(find(si), []).append(si)
+    reasons_by_root: dict[int, list[str]] = {}
+    for a, reasons in atoms.reasons.items():
+        lst = reasons_by_root.setdefault(atoms.find(a), [])
+        lst.extend(r for r in reasons if r not in lst)
+    groups = []
+    for gid, (_, sis) in enumerate(sorted(members.items())):
+        srcs = [ctx.sources[i] for i in sis]
+        classes = sorted({atoms.find(a) for s in srcs for a in s.atoms.tolist()})
+        blocked: list[str] = []
+        for r in classes:
+            blocked.extend(x for x in reasons_by_root.get(r, []) if x not in blocked)
+        first = srcs[0]
+        name = first.node.name or first.output
+        if len(srcs) > 1:
+            name += f" (+{len(srcs) - 1} coupled)"
+        groups.append(Group(gid, name, srcs, classes, blocked))
+    return groups
+
+
+__all__ = ["Analysis", "Group", "analyze_model", "FIXED"]

@@ -1,0 +1,149 @@
+"""The Python API: `analyze` and `prune`, keyword-only, mirroring the CLI."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from .analysis import Analysis, analyze_model
+from .errors import UsageError, VerificationError
+from .io import fingerprint, load_model, save_model
+from .plan import Plan, group_names, make_plan, removed_classes
+from .rewrite import apply_removal
+from .scoring import criterion_used, score_group
+from .shapes import infer_value_shapes, parse_shape_specs
+from .stats import count_macs, count_params, op_histogram
+from .verify import VerifyResult, full_check, verify
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    ratio: float = 0.5
+    criterion: str = "l1"
+    global_ranking: bool = False
+    round_to: int = 1
+    exclude: tuple[str, ...] = ()
+    shapes: dict | None = None
+    verify: bool = True
+    atol: float = 1e-5
+    rtol: float = 1e-4
+    seed: int = 0
+    allow_io_change: bool = False
+    plan: Plan | None = None
+
+
+@dataclass
+class PruneResult:
+    model: onnx.ModelProto
+    reference: onnx.ModelProto
+    plan: Plan
+    analysis: Analysis
+    verify: VerifyResult | None
+    before: dict
+    after: dict
+    groups: list[dict]
+    layers: list[dict]
+    seconds: float = 0.0
+    config: PruneConfig = field(default_factory=PruneConfig)
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_model(self.model, path)
+
+    def report(self) -> dict:
+        return {
+            "params_before": self.before["params"], "params_after": self.after["params"],
+            "macs_before": self.before["macs"], "macs_after": self.after["macs"],
+            "size_before": self.before["bytes"], "size_after": self.after["bytes"],
+            "ops_before": self.before["ops"], "ops_after": self.after["ops"],
+            "verify": self.verify.to_dict() if self.verify else None,
+            "groups": self.groups, "layers": self.layers,
+            "config": {"ratio": self.config.ratio, "criterion": self.config.criterion,
+                       "global": self.config.global_ranking, "round_to": self.config.round_to,
+                       "exclude": list(self.config.exclude), "seed": self.config.seed},
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _as_model(model_or_path) -> onnx.ModelProto:
+    if isinstance(model_or_path, onnx.ModelProto):
+        return model_or_path
+    return load_model(model_or_path)
+
+
+def _shapes(shapes) -> dict[str, list[int]]:
+    if shapes is None:
+        return {}
+    if isinstance(shapes, dict):
+        return {k: list(v) for k, v in shapes.items()}
+    return parse_shape_specs(shapes)
+
+
+def analyze(model_or_path, *, shapes=None, exclude=(), allow_io_change: bool = False) -> Analysis:
+    """Dependency groups of a model, each prunable or blocked with the reason."""
+    return analyze_model(_as_model(model_or_path), shapes=_shapes(shapes), exclude=tuple(exclude),
+                         allow_io_change=allow_io_change)
+
+
+def model_stats(model: onnx.ModelProto, value_shapes: dict) -> dict:
+    return {"params": count_params(model), "macs": count_macs(model, value_shapes),
+            "bytes": model.ByteSize(), "ops": op_histogram(model)}
+
+
+def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> PruneResult:
+    """Prune a model. Options are PruneConfig's fields; raises VerificationError if the result
+    does not match its reference (the caller decides whether to keep it anyway)."""
+    config = config or PruneConfig(**{k: (tuple(v) if k == "exclude" else v) for k, v in options.items()})
+    if not 0.0 <= config.ratio < 1.0:
+        raise UsageError(f"ratio {config.ratio} is out of range: use 0 <= ratio < 1")
+    start = time.perf_counter()
+    model = _as_model(model_or_path)
+    analysis = analyze_model(model, shapes=_shapes(config.shapes), exclude=config.exclude,
+                             allow_io_change=config.allow_io_change)
+    fp = fingerprint(model)
+    rng = np.random.default_rng(config.seed)
+    scores = {g.id: score_group(analysis, g, config.criterion, rng) for g in analysis.groups if g.prunable}
+    if config.plan is not None:
+        if config.plan.fingerprint != fp:
+            raise UsageError(f"plan was made for another model (fingerprint {config.plan.fingerprint}, this model {fp})")
+        plan = config.plan
+    else:
+        plan = make_plan(analysis, scores, ratio=config.ratio, global_ranking=config.global_ranking,
+                         round_to=config.round_to, fingerprint=fp)
+        plan.meta["criterion"] = config.criterion
+    removed = removed_classes(analysis, plan)
+    pruned = apply_removal(analysis, removed, mode="prune")
+    reference = apply_removal(analysis, removed, mode="reference")
+    result_verify = None
+    if config.verify:
+        result_verify = verify(pruned, reference, analysis.input_shapes, atol=config.atol, rtol=config.rtol,
+                               original_checker_error=full_check(model),
+                               seeds=(config.seed, config.seed + 1))
+    before = model_stats(model, analysis.shapes)
+    try:
+        after_shapes = infer_value_shapes(pruned, analysis.input_shapes)
+    except Exception:
+        after_shapes = {}
+    after = model_stats(pruned, after_shapes)
+    names = group_names(analysis)
+    groups, layers = [], []
+    for g in analysis.groups:
+        keep = plan.groups[names[g.id]]
+        groups.append({"name": names[g.id], "size": g.size, "kept": len(keep),
+                       "blocked_by": g.blocked_by or None, "members": g.members(),
+                       "criterion": criterion_used(analysis, g, config.criterion) if g.prunable else None})
+    for s in analysis.sources:
+        kept = int(sum(1 for a in s.atoms.tolist() if analysis.atoms.find(a) not in removed))
+        layers.append({"node": s.node.name or s.output, "op": s.node.op_type, "channels_before": len(s.atoms),
+                       "channels_after": kept})
+    result = PruneResult(pruned, reference, plan, analysis, result_verify, before, after, groups, layers,
+                         time.perf_counter() - start, config)
+    return result
+
+
+def check_verified(result: PruneResult) -> None:
+    if result.verify is not None and not result.verify.passed:
+        raise VerificationError(f"verification failed: {result.verify.message}")

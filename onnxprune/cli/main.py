@@ -1,0 +1,141 @@
+"""`onnxprune inspect | prune | demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from ..api import PruneConfig, analyze, check_verified, model_stats, prune
+from ..errors import UsageError
+from ..io import check_output_path, load_model
+from ..plan import Plan, group_names
+from ..scoring import CRITERIA
+from .common import human, run_command, shape_option, table, verbose_option, write_json
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="onnxprune")
+def main():
+    """Structured pruning of ONNX speech models, verified against a reference."""
+
+
+def _load(path):
+    return load_model(path)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@shape_option
+@click.option("--exclude", multiple=True, metavar="NAME", help="Node or initializer to leave alone (repeatable).")
+@click.option("--allow-io-change", is_flag=True, help="Let groups that reach graph inputs/outputs be pruned.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the analysis as JSON.")
+@verbose_option
+@run_command("inspect")
+def inspect(model, shapes, exclude, allow_io_change, json_path, verbose):
+    """Show the prunable groups of MODEL (and why the others are blocked)."""
+    onnx_model = _load(model)
+    analysis = analyze(onnx_model, shapes=shapes, exclude=exclude, allow_io_change=allow_io_change)
+    stats = model_stats(onnx_model, analysis.shapes)
+    names = group_names(analysis)
+    rows = []
+    for g in analysis.groups:
+        status = "prunable" if g.prunable else ("blocked: " + g.blocked_by[0] if g.blocked_by else "single channel")
+        rows.append([names[g.id], g.size, len(g.sources), status])
+    click.echo(f"{model}: {len(onnx_model.graph.node)} nodes, {human(stats['params'])} params, "
+               f"{human(stats['macs'])} MACs, opset {analysis.index.opset}, IR {onnx_model.ir_version}")
+    click.echo(table(rows, ["group", "channels", "sources", "status"]))
+    n_ok = sum(1 for g in analysis.groups if g.prunable)
+    click.echo(f"{n_ok} of {len(analysis.groups)} groups prunable")
+    click.echo("ops: " + ", ".join(f"{k} {v}" for k, v in stats["ops"].items()))
+    if verbose:
+        for g in analysis.groups:
+            for reason in g.blocked_by[1:]:
+                click.echo(f"  {names[g.id]}: also {reason}")
+    if json_path:
+        write_json(json_path, {
+            "model": str(model), "params": stats["params"], "macs": stats["macs"], "ops": stats["ops"],
+            "opset": analysis.index.opset, "ir_version": onnx_model.ir_version, "input_shapes": analysis.input_shapes,
+            "groups": [{"name": names[g.id], "size": g.size, "prunable": g.prunable, "blocked_by": g.blocked_by or None,
+                        "sources": g.members()} for g in analysis.groups],
+        })
+
+
+@main.command("prune")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--ratio", type=float, default=0.5, show_default=True, help="Fraction of each group's channels to remove.")
+@click.option("--criterion", type=click.Choice(CRITERIA), default="l1", show_default=True)
+@click.option("--global", "global_ranking", is_flag=True, help="Rank channels across groups instead of a uniform ratio.")
+@click.option("--round-to", type=int, default=1, show_default=True, help="Keep a multiple of N channels per group.")
+@click.option("--exclude", multiple=True, metavar="NAME", help="Node or initializer to leave alone (repeatable).")
+@shape_option
+@click.option("--plan", "plan_path", type=click.Path(exists=True, dir_okay=False), help="Replay a saved plan.")
+@click.option("--save-plan", type=click.Path(dir_okay=False), help="Write the kept channels as a JSON plan.")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write a JSON report.")
+@click.option("--allow-io-change", is_flag=True, help="Let groups that reach graph inputs/outputs be pruned.")
+@click.option("--atol", type=float, default=1e-5, show_default=True)
+@click.option("--rtol", type=float, default=1e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-verify", is_flag=True, help="Skip the reference comparison (not recommended).")
+@click.option("--force", is_flag=True, help="Write the output even if verification fails.")
+@verbose_option
+@run_command("prune")
+def prune_cmd(model, output, ratio, criterion, global_ranking, round_to, exclude, shapes, plan_path, save_plan,
+              report, allow_io_change, atol, rtol, seed, no_verify, force, verbose):
+    """Prune MODEL and write OUTPUT (verified against the reference model by default)."""
+    if not 0.0 <= ratio < 1.0:
+        raise UsageError(f"--ratio {ratio} is out of range: use 0 <= ratio < 1")
+    if round_to < 1:
+        raise UsageError(f"--round-to {round_to} must be at least 1")
+    check_output_path(model, output)
+    plan = Plan.from_json(Path(plan_path).read_text()) if plan_path else None
+    onnx_model = _load(model)
+    config = PruneConfig(ratio=ratio, criterion=criterion, global_ranking=global_ranking, round_to=round_to,
+                         exclude=tuple(exclude), shapes=shapes, verify=not no_verify, atol=atol, rtol=rtol,
+                         seed=seed, allow_io_change=allow_io_change, plan=plan)
+    result = prune(onnx_model, config=config)
+    print_summary(result, Path(model).stat().st_size)
+    if report:
+        write_json(report, result.report())
+    if save_plan:
+        Path(save_plan).write_text(result.plan.to_json())
+    if not force:
+        check_verified(result)
+    result.save(output)
+    click.echo(f"wrote {output} ({human(Path(output).stat().st_size)}B)")
+    if result.verify is not None and not result.verify.passed:
+        return "FAILED"
+    return "PASSED"
+
+
+def print_summary(result, file_size_before: int | None = None) -> None:
+    b, a = result.before, result.after
+    pct = lambda x, y: f"{100 * (y - x) / x:+.1f}%" if x else "n/a"  # noqa: E731
+    rows = [["parameters", human(b["params"]), human(a["params"]), pct(b["params"], a["params"])],
+            ["MACs", human(b["macs"]), human(a["macs"]), pct(b["macs"], a["macs"])],
+            ["size (bytes)", human(b["bytes"]), human(a["bytes"]), pct(b["bytes"], a["bytes"])],
+            ["nodes", sum(b["ops"].values()), sum(a["ops"].values()), ""]]
+    click.echo(table(rows, ["", "before", "after", "change"]))
+    changed = [layer for layer in result.layers if layer["channels_after"] != layer["channels_before"]]
+    if changed:
+        click.echo(table([[layer["node"], layer["op"], layer["channels_before"], layer["channels_after"]]
+                          for layer in changed], ["layer", "op", "channels", "kept"]))
+    groups = result.groups
+    blocked = [g for g in groups if g["blocked_by"]]
+    click.echo(f"groups: {len(groups) - len(blocked)} prunable, {len(blocked)} blocked"
+               + (f" (first: {blocked[0]['name']}: {blocked[0]['blocked_by'][0]})" if blocked else ""))
+    v = result.verify
+    if v is None:
+        click.echo("verify: skipped (--no-verify)")
+    elif v.passed:
+        click.echo(f"verify: passed, max |pruned - reference| = {v.max_abs_diff:.3g} "
+                   f"(atol {v.tolerance['atol']:g}, rtol {v.tolerance['rtol']:g}); checker {v.checker}; onnxruntime loads it")
+    else:
+        click.echo(f"verify: FAILED: {v.message}")
+
+
+from .demo import demo  # noqa: E402  (registers the command)
+
+main.add_command(demo)

@@ -1,0 +1,15 @@
+"""Per-op knowledge. Importing this package registers every handler module."""
+
+from . import (  # noqa: F401  (imported for registration)
+    conv,
+    elementwise,
+    gemm,
+    normalization,
+    pooling,
+    recurrent,
+    reduce,
+    shape_ops,
+)
+from .registry import handler_for, register, supported_ops
+
+__all__ = ["handler_for", "register", "supported_ops"]

@@ -1,0 +1,39 @@
+"""Op type -> handler. An op with no handler blocks every channel that reaches it."""
+
+from __future__ import annotations
+
+import onnx
+
+from .base import Handler
+
+_REGISTRY: dict[tuple[str, str], Handler] = {}
+_ALIASES = {"ai.onnx": ""}
+
+
+def register(*op_types: str, domain: str = ""):
+    """Class decorator: one handler instance serves the listed op types. Registering twice fails."""
+
+    def wrap(cls):
+        inst = cls()
+        for op in op_types:
+            key = (domain, op)
+            if key in _REGISTRY:
+                raise RuntimeError(f"handler for {domain or 'ai.onnx'}::{op} registered twice")
+            _REGISTRY[key] = inst
+        return cls
+
+    return wrap
+
+
+def handler_for(node: onnx.NodeProto) -> Handler | None:
+    domain = _ALIASES.get(node.domain, node.domain)
+    return _REGISTRY.get((domain, node.op_type))
+
+
+def supported_ops() -> dict[str, list[str]]:
+    """Handler module -> op types, for the README table and `inspect --ops`."""
+    out: dict[str, list[str]] = {}
+    for (domain, op), h in sorted(_REGISTRY.items()):
+        mod = type(h).__module__.rsplit(".", 1)[-1]
+        out.setdefault(mod, []).append(f"{domain}::{op}" if domain else op)
+    return out

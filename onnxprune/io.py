@@ -1,0 +1,159 @@
+"""Loading and saving models: clear errors on bad files, atomic writes, IR clamp, external data."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+
+from .errors import ModelError, UsageError
+
+# Protobuf cannot serialise a message over 2 GiB; above this we switch to external data.
+EXTERNAL_DATA_THRESHOLD = 1_800_000_000
+
+
+def load_model(path: str | os.PathLike) -> onnx.ModelProto:
+    """Read an ONNX file, including external data, or raise a one-line ModelError."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: no such file")
+    if path.is_dir():
+        raise ModelError(f"{path}: is a directory, expected an .onnx file")
+    if path.stat().st_size == 0:
+        raise ModelError(f"{path}: file is empty")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not a valid ONNX protobuf ({_first_line(exc)})") from exc
+    except Exception as exc:  # protobuf raises a variety of internal errors on garbage
+        raise ModelError(f"{path}: not a valid ONNX protobuf ({_first_line(exc)})") from exc
+    if not model.HasField("graph") or len(model.graph.node) == 0:
+        raise ModelError(f"{path}: model has no graph nodes (truncated or not an ONNX model?)")
+    if any(onnx.external_data_helper.uses_external_data(t)
+           for t in onnx.external_data_helper._get_all_tensors(model)):
+        _load_external(model, path)
+    return model
+
+
+def _load_external(model: onnx.ModelProto, path: Path) -> None:
+    base = path.parent
+    for tensor in onnx.external_data_helper._get_all_tensors(model):
+        if not onnx.external_data_helper.uses_external_data(tensor):
+            continue
+        info = onnx.external_data_helper.ExternalDataInfo(tensor)
+        location = base / info.location
+        if not location.exists():
+            raise ModelError(f"{path}: external data file '{info.location}' for tensor '{tensor.name}' is missing")
+    try:
+        onnx.external_data_helper.load_external_data_for_model(model, str(base))
+    except Exception as exc:
+        raise ModelError(f"{path}: cannot read external data ({_first_line(exc)})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+@functools.lru_cache(maxsize=1)
+def max_ir_version() -> int:
+    """The highest IR version the installed onnxruntime loads, probed once with a one-node model.
+
+    onnx 1.23 writes IR 14 by default while onnxruntime 1.31 refuses anything above 13, so we
+    ask the runtime rather than trusting a table that goes stale with every release.
+    """
+    import onnxruntime as ort
+
+    node = onnx.helper.make_node("Identity", ["x"], ["y"])
+    vi = onnx.helper.make_tensor_value_info
+    graph = onnx.helper.make_graph([node], "probe", [vi("x", onnx.TensorProto.FLOAT, [1])],
+                                   [vi("y", onnx.TensorProto.FLOAT, [1])])
+    for ir in range(onnx.IR_VERSION, 3, -1):
+        model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
+        model.ir_version = ir
+        try:
+            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            return ir
+        except Exception:
+            continue
+    return 7
+
+
+def clamp_ir_version(model: onnx.ModelProto) -> None:
+    """Lower the IR version to what onnxruntime accepts (never raise it)."""
+    if model.ir_version > max_ir_version():
+        model.ir_version = max_ir_version()
+
+
+def check_output_path(input_path: str | os.PathLike | None, output_path: str | os.PathLike) -> Path:
+    """Reject an output that would overwrite the input or cannot be written, before any work."""
+    out = Path(output_path)
+    if input_path is not None and out.exists() and Path(input_path).exists():
+        if os.path.samefile(out, input_path):
+            raise UsageError(f"output {out} is the input file; choose another path")
+    elif input_path is not None and out.resolve() == Path(input_path).resolve():
+        raise UsageError(f"output {out} is the input file; choose another path")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.exists():
+        raise UsageError(f"output directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"output directory {parent} is not writable")
+    if out.is_dir():
+        raise UsageError(f"output {out} is a directory")
+    return out
+
+
+def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
+    """Write atomically: into a temporary folder beside the target, then rename into place.
+
+    On any failure nothing is left at `path`. Models near the protobuf 2 GiB limit are written
+    with their tensors in `<name>.data` beside the file.
+    """
+    path = Path(path)
+    clamp_ir_version(model)
+    tmpdir = Path(tempfile.mkdtemp(prefix=".onnxprune-", dir=path.parent if str(path.parent) else "."))
+    try:
+        tmp_model = tmpdir / path.name
+        data_name = path.name + ".data"
+        if model.ByteSize() > EXTERNAL_DATA_THRESHOLD if _fits_bytesize(model) else True:
+            onnx.save_model(model, str(tmp_model), save_as_external_data=True,
+                            all_tensors_to_one_file=True, location=data_name, size_threshold=1024)
+            os.replace(tmpdir / data_name, path.parent / data_name)
+        else:
+            with open(tmp_model, "wb") as fh:
+                fh.write(model.SerializeToString())
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp_model, path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return path
+
+
+def _fits_bytesize(model: onnx.ModelProto) -> bool:
+    try:
+        model.ByteSize()
+        return True
+    except Exception:
+        return False
+
+
+def fingerprint(model: onnx.ModelProto) -> str:
+    """A hash of the graph's structure (ops, wiring, weight shapes), not of the weight values.
+
+    A plan records it so that replaying a plan on a different model fails clearly.
+    """
+    h = hashlib.sha256()
+    for node in model.graph.node:
+        h.update(f"{node.op_type}|{','.join(node.input)}|{','.join(node.output)}\n".encode())
+    for init in model.graph.initializer:
+        h.update(f"{init.name}:{list(init.dims)}\n".encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,155 @@
+"""Apply a set of removed channels to a copy of the model.
+
+mode='prune': slice every parameter indexed by channels, then let handlers fix attributes and
+shape constants; mode='reference': keep every shape and zero only the *consumer* slices of the
+removed channels. The two must compute the same function — that is what `verify` checks.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from .analysis import Analysis
+from .analysis.context import RewriteContext
+from .graph import GraphIndex
+from .handlers import handler_for
+
+
+class ConstantWriter:
+    """Collects new values for constant node inputs and writes them back safely.
+
+    A constant read by several nodes is rewritten in place only if every reader wants the same
+    new value; otherwise the readers that changed get their own copy, so a shared initializer
+    (or one also read inside a subgraph) is never corrupted for its other users.
+    """
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = model
+        self.index = GraphIndex.build(model)
+        self.values: dict[tuple[int, int], tuple[onnx.NodeProto, np.ndarray]] = {}
+        self.added: list[tuple[onnx.NodeProto, int, np.ndarray, str]] = []
+
+    def current(self, node, i: int) -> np.ndarray:
+        key = (id(node), i)
+        return self.values[key][1] if key in self.values else self.index.const(node.input[i])
+
+    def set(self, node, i: int, array: np.ndarray) -> None:
+        self.values[(id(node), i)] = (node, array)
+
+    def add_input(self, node, i: int, array: np.ndarray, name: str) -> None:
+        self.added.append((node, i, array, name))
+
+    def commit(self) -> None:
+        taken = {o for n in self.model.graph.node for o in n.output} | set(self.index.initializers) | \
+                set(self.index.graph_inputs)
+        by_name: dict[str, list[tuple[onnx.NodeProto, int, np.ndarray]]] = defaultdict(list)
+        for (_, i), (node, array) in self.values.items():
+            by_name[node.input[i]].append((node, i, array))
+        for name, changes in by_name.items():
+            original = self.index.const(name)
+            changes = [c for c in changes if not _same(c[2], original)]
+            if not changes:
+                continue
+            n_users = len(self.index.consumers(name))
+            first = changes[0][2]
+            if len(changes) == n_users and all(_same(c[2], first) for c in changes):
+                self._write_in_place(name, first)
+                continue
+            copies: list[tuple[np.ndarray, str]] = []
+            for node, i, array in changes:
+                match = next((nm for arr, nm in copies if _same(arr, array)), None)
+                if match is None:
+                    match = _unique(f"{name}_pruned", taken)
+                    self.model.graph.initializer.append(numpy_helper.from_array(array.astype(original.dtype), match))
+                    copies.append((array, match))
+                node.input[i] = match
+        for node, i, array, name in self.added:
+            name = _unique(name, taken)
+            self.model.graph.initializer.append(numpy_helper.from_array(array, name))
+            while len(node.input) <= i:
+                node.input.append("")
+            node.input[i] = name
+
+    def _write_in_place(self, name: str, array: np.ndarray) -> None:
+        if name in self.index.initializers:
+            tensor = self.index.initializers[name]
+            tensor.CopyFrom(numpy_helper.from_array(array.astype(numpy_helper.to_array(tensor).dtype), name))
+            if name in self.index.graph_inputs:  # IR<4: the weight is also declared as an input
+                shape = self.index.graph_inputs[name].type.tensor_type.shape
+                del shape.dim[:]
+                for d in array.shape:
+                    shape.dim.add().dim_value = d
+            return
+        node = self.index.const_nodes[name]
+        dtype = self.index.const(name).dtype
+        del node.attribute[:]
+        node.attribute.append(onnx.helper.make_attribute("value", numpy_helper.from_array(array.astype(dtype))))
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and np.array_equal(a, b)
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    name, k = base, 1
+    while name in taken:
+        name, k = f"{base}_{k}", k + 1
+    taken.add(name)
+    return name
+
+
+def apply_removal(analysis: Analysis, removed: set[int], *, mode: str = "prune") -> onnx.ModelProto:
+    model = copy.deepcopy(analysis.model)
+    if not removed:
+        return model
+    position = {id(n): k for k, n in enumerate(analysis.model.graph.node)}
+    nodes = model.graph.node
+    writer = ConstantWriter(model)
+    ctx = RewriteContext(analysis, removed, writer)
+    done = set()
+    for p in analysis.params:
+        if mode == "reference" and p.role != "consumer":
+            continue
+        key = (position[id(p.node)], p.input_index, p.axis)
+        if key in done:
+            continue
+        done.add(key)
+        keep = ctx.keep_mask(p.labels)
+        if keep.all():
+            continue
+        node = nodes[key[0]]
+        value = writer.current(node, p.input_index)
+        if mode == "prune":
+            value = np.compress(keep, value, axis=p.axis)
+        else:
+            value = value.copy()
+            index = [slice(None)] * value.ndim
+            index[p.axis] = ~keep
+            value[tuple(index)] = 0
+        writer.set(node, p.input_index, value)
+    if mode == "prune":
+        for hooked in analysis.hooks:
+            node = nodes[position[id(hooked)]]
+            handler_for(node).rewrite(node, ctx)
+    writer.commit()
+    if mode == "prune":
+        _refresh_value_info(model)
+    return model
+
+
+def _refresh_value_info(model: onnx.ModelProto) -> None:
+    """Stale intermediate shapes fail the full checker (onnxsim leaves them): drop, re-infer."""
+    had_value_info = len(model.graph.value_info) > 0
+    del model.graph.value_info[:]
+    if not had_value_info:
+        return
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+        model.graph.value_info.extend(inferred.graph.value_info)
+    except Exception:
+        pass  # the model stays valid without value_info; verification still runs

@@ -1,0 +1,53 @@
+"""onnxruntime sessions and seeded inputs, shared by verification, shape probing and benchmarks."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+
+from .errors import ModelError
+
+_NP_TYPES = {
+    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int16)": np.int16,
+    "tensor(int8)": np.int8, "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_,
+}
+
+
+def make_session(model: onnx.ModelProto | bytes | str, *, providers=("CPUExecutionProvider",),
+                 threads: int = 0, optimization: str = "all"):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[optimization]
+    if isinstance(model, onnx.ModelProto):
+        model = model.SerializeToString()
+    return ort.InferenceSession(model, sess_options=opts, providers=list(providers))
+
+
+def random_feeds(session, shapes: dict[str, list[int]], seed: int) -> dict[str, np.ndarray]:
+    """Seeded inputs: standard normal for floats, small non-negative ints, random booleans."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for inp in session.get_inputs():
+        dims = shapes.get(inp.name)
+        if dims is None:
+            dims = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+        dtype = _NP_TYPES.get(inp.type)
+        if dtype is None:
+            raise ModelError(f"input '{inp.name}' has type {inp.type}, which random inputs cannot fill")
+        if np.issubdtype(dtype, np.floating):
+            feeds[inp.name] = rng.standard_normal(dims).astype(dtype)
+        elif dtype is np.bool_:
+            feeds[inp.name] = rng.integers(0, 2, dims).astype(bool)
+        else:
+            feeds[inp.name] = rng.integers(0, 8, dims).astype(dtype)
+    return feeds

@@ -1,0 +1,124 @@
+"""Concrete shapes for every value: `--shape` fills symbolic input dims, then onnx shape
+inference runs, and onnxruntime fills in whatever inference could not (contrib ops)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import onnx
+
+from .errors import ModelError, UsageError
+from .graph import GraphIndex
+
+
+def parse_shape_specs(specs) -> dict[str, list[int]]:
+    """Parse `NAME:D1,D2,...` strings (the input name may itself contain ':')."""
+    out: dict[str, list[int]] = {}
+    for spec in specs or ():
+        name, sep, dims = str(spec).rpartition(":")
+        if not sep or not name:
+            raise UsageError(f"--shape '{spec}': expected NAME:D1,D2,... (e.g. input:1,16000)")
+        try:
+            values = [int(d) for d in dims.split(",") if d.strip()]
+        except ValueError:
+            raise UsageError(f"--shape '{spec}': dimensions must be integers") from None
+        if not values or any(v <= 0 for v in values):
+            raise UsageError(f"--shape '{spec}': dimensions must be positive integers")
+        out[name] = values
+    return out
+
+
+def input_shapes(index: GraphIndex, overrides: dict[str, list[int]]) -> dict[str, list[int]]:
+    """Concrete shape of each fed graph input, or a one-line error naming the symbolic dims."""
+    known = {v.name for v in index.real_inputs()}
+    for name in overrides:
+        if name not in known:
+            raise UsageError(f"--shape names '{name}', which is not a model input (inputs: {', '.join(sorted(known))})")
+    shapes: dict[str, list[int]] = {}
+    missing = []
+    for vi in index.real_inputs():
+        tt = vi.type.tensor_type
+        if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
+            if vi.name in overrides:
+                shapes[vi.name] = overrides[vi.name]
+                continue
+            missing.append(f"{vi.name} (no shape)")
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+        if vi.name in overrides:
+            given = overrides[vi.name]
+            if len(given) != len(dims):
+                raise UsageError(f"--shape {vi.name}: model input has rank {len(dims)}, got {len(given)} dims")
+            for want, have in zip(given, dims):
+                if have is not None and have != want:
+                    raise UsageError(f"--shape {vi.name}:{','.join(map(str, given))} conflicts with the model's fixed shape {dims}")
+            shapes[vi.name] = given
+        elif any(d is None for d in dims):
+            sym = [d.dim_param or "?" for d in tt.shape.dim if not d.HasField("dim_value")]
+            missing.append(f"{vi.name} ({', '.join(sym)})")
+        else:
+            shapes[vi.name] = dims
+    if missing:
+        example = index.real_inputs()[0].name
+        raise UsageError(f"symbolic input dims need values: {'; '.join(missing)}; give --shape NAME:D1,D2,... (e.g. --shape {example}:1,...)")
+    return shapes
+
+
+def with_fixed_inputs(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> onnx.ModelProto:
+    fixed = copy.deepcopy(model)
+    for vi in fixed.graph.input:
+        if vi.name in shapes:
+            dims = vi.type.tensor_type.shape
+            del dims.dim[:]
+            for d in shapes[vi.name]:
+                dims.dim.add().dim_value = d
+    return fixed
+
+
+def infer_value_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> dict[str, tuple[int, ...]]:
+    """Concrete shape of every value of the main graph (graph inputs, initializers, node outputs)."""
+    fixed = with_fixed_inputs(model, shapes)
+    del fixed.graph.value_info[:]
+    try:
+        inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
+    except Exception:
+        inferred = fixed
+    result: dict[str, tuple[int, ...]] = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        shape = _static_shape(vi)
+        if shape is not None:
+            result[vi.name] = shape
+    for t in model.graph.initializer:
+        result[t.name] = tuple(t.dims)
+    missing = [o for n in model.graph.node for o in n.output if o and o not in result]
+    if missing:
+        result.update(_shapes_from_runtime(fixed, shapes, missing))
+    return result
+
+
+def _static_shape(vi: onnx.ValueInfoProto):
+    if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
+        return None
+    dims = vi.type.tensor_type.shape.dim
+    if any(not d.HasField("dim_value") for d in dims):
+        return None
+    return tuple(d.dim_value for d in dims)
+
+
+def _shapes_from_runtime(model: onnx.ModelProto, shapes, names) -> dict[str, tuple[int, ...]]:
+    """Run the model once on seeded inputs with the unknown values exposed as outputs."""
+    from .runtime import make_session, random_feeds
+
+    probe = copy.deepcopy(model)
+    existing = {o.name for o in probe.graph.output}
+    for name in names:
+        if name not in existing:
+            probe.graph.output.append(onnx.ValueInfoProto(name=name))
+    try:
+        sess = make_session(probe)
+        outs = sess.run(names, random_feeds(sess, shapes, seed=0))
+    except Exception as exc:
+        raise ModelError(f"cannot determine value shapes: onnx shape inference left {len(names)} values unknown "
+                         f"and onnxruntime could not run the model ({str(exc).splitlines()[0][:160]})") from exc
+    return {n: tuple(np.asarray(v).shape) for n, v in zip(names, outs)}

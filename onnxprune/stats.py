@@ -1,0 +1,77 @@
+"""Parameters, multiply-accumulates and op counts: the before/after numbers users look at first."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+
+from .graph import attr, constant_node_value, subgraphs
+
+
+def _all_graphs(graph: onnx.GraphProto):
+    yield graph
+    for node in graph.node:
+        for sub in subgraphs(node):
+            yield from _all_graphs(sub)
+
+
+def count_params(model: onnx.ModelProto) -> int:
+    """Elements of floating-point constants (initializers and Constant nodes, subgraphs too)."""
+    total = 0
+    for g in _all_graphs(model.graph):
+        for t in g.initializer:
+            if onnx.helper.tensor_dtype_to_np_dtype(t.data_type).kind == "f":
+                total += int(np.prod(t.dims, dtype=np.int64))
+        for n in g.node:
+            if n.op_type == "Constant":
+                v = constant_node_value(n)
+                if v is not None and v.dtype.kind == "f":
+                    total += int(v.size)
+    return total
+
+
+def op_histogram(model: onnx.ModelProto) -> dict[str, int]:
+    return dict(sorted(Counter(n.op_type for g in _all_graphs(model.graph) for n in g.node).items()))
+
+
+def count_macs(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> int:
+    """MACs of the main graph's Conv/ConvTranspose/Gemm/MatMul/LSTM/GRU/RNN at the given shapes."""
+    consts = {t.name: tuple(t.dims) for t in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Constant":
+            v = constant_node_value(n)
+            if v is not None:
+                consts[n.output[0]] = v.shape
+    total = 0
+    for n in model.graph.node:
+        def shape(name):
+            return shapes.get(name) or consts.get(name)
+        try:
+            total += _node_macs(n, shape)
+        except (TypeError, IndexError, ValueError):
+            continue  # a shape we do not know: count nothing rather than guess
+    return int(total)
+
+
+def _node_macs(n, shape) -> int:
+    op = n.op_type
+    if op in ("Conv", "FusedConv"):
+        w, out = shape(n.input[1]), shape(n.output[0])
+        return int(np.prod(out, dtype=np.int64)) * int(np.prod(w[1:], dtype=np.int64))
+    if op == "ConvTranspose":
+        w, x = shape(n.input[1]), shape(n.input[0])
+        return int(np.prod(x, dtype=np.int64)) * int(np.prod(w[1:], dtype=np.int64))
+    if op == "Gemm":
+        a, out = shape(n.input[0]), shape(n.output[0])
+        k = a[0] if attr(n, "transA", 0) else a[1]
+        return int(np.prod(out, dtype=np.int64)) * int(k)
+    if op == "MatMul":
+        a, out = shape(n.input[0]), shape(n.output[0])
+        return int(np.prod(out, dtype=np.int64)) * int(a[-1])
+    if op in ("LSTM", "GRU", "RNN"):
+        x, w, r = shape(n.input[0]), shape(n.input[1]), shape(n.input[2])
+        steps = x[0] * x[1]
+        return int(steps * (int(np.prod(w, dtype=np.int64)) + int(np.prod(r, dtype=np.int64))))
+    return 0

@@ -1,0 +1,84 @@
+"""Prove a rewrite right: the pruned model must compute what the reference computes (the original
+with the consumer slices of removed channels zeroed, shapes untouched), pass the full onnx
+checker, and load in onnxruntime."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import onnx
+
+from .runtime import make_session, random_feeds
+
+
+@dataclass
+class VerifyResult:
+    passed: bool
+    max_abs_diff: float
+    tolerance: dict
+    checker: str = "passed"
+    message: str = ""
+    outputs: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def full_check(model: onnx.ModelProto) -> str | None:
+    """None if the full checker (with strict shape inference) passes, else its first line."""
+    try:
+        onnx.checker.check_model(model, full_check=True)
+        return None
+    except Exception as exc:
+        return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+def verify(pruned: onnx.ModelProto, reference: onnx.ModelProto, input_shapes: dict, *,
+           original_checker_error: str | None = None, seeds=(0, 1), atol: float = 1e-5,
+           rtol: float = 1e-4) -> VerifyResult:
+    tol = {"atol": atol, "rtol": rtol, "rule": "|pruned-ref| <= atol + rtol*max|ref| per output"}
+    error = full_check(pruned)
+    checker = "passed"
+    if error:
+        if original_checker_error is None:
+            return VerifyResult(False, float("nan"), tol, checker=f"failed: {error}",
+                                message=f"pruned model fails onnx.checker full check: {error}")
+        checker = f"failed, as the original does: {error}"
+    try:
+        sess_p = make_session(pruned)
+    except Exception as exc:
+        return VerifyResult(False, float("nan"), tol, checker,
+                            message=f"onnxruntime cannot load the pruned model: {str(exc).splitlines()[0][:200]}")
+    sess_r = make_session(reference)
+    names = [o.name for o in sess_r.get_outputs()]
+    worst = 0.0
+    per_output: dict[str, float] = {}
+    for seed in seeds:
+        feeds = random_feeds(sess_r, input_shapes, seed)
+        ref = sess_r.run(names, feeds)
+        got = sess_p.run(names, feeds)
+        for name, r, g in zip(names, ref, got):
+            r, g = np.asarray(r), np.asarray(g)
+            if r.shape != g.shape:
+                return VerifyResult(False, float("inf"), tol, checker,
+                                    message=f"output '{name}' has shape {g.shape}, reference {r.shape}")
+            if not np.issubdtype(r.dtype, np.floating):
+                diff = 0.0 if np.array_equal(r, g) else float("inf")
+                bound = 0.0
+            else:
+                r64, g64 = r.astype(np.float64), g.astype(np.float64)
+                if not np.array_equal(np.isnan(r64), np.isnan(g64)):
+                    diff = float("inf")
+                else:
+                    finite = ~np.isnan(r64)
+                    diff = float(np.max(np.abs(r64 - g64)[finite], initial=0.0))
+                bound = atol + rtol * float(np.max(np.abs(r64[np.isfinite(r64)]), initial=0.0))
+            per_output[name] = max(per_output.get(name, 0.0), diff)
+            worst = max(worst, diff)
+            if diff > bound:
+                return VerifyResult(
+                    False, worst, tol, checker,
+                    message=f"output '{name}' differs from the reference by {diff:.3g} (allowed {bound:.3g}, seed {seed})",
+                    outputs=per_output)
+    return VerifyResult(True, worst, tol, checker, outputs=per_output)
