@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from .analysis import Analysis, analyze_model
 from .errors import UsageError, VerificationError
 from .io import fingerprint, load_model, save_model
 from .plan import Plan, group_names, make_plan, removed_classes
-from .rewrite import apply_removal
+from .rewrite import apply_removal, io_masks
 from .scoring import criterion_used, score_group
 from .shapes import infer_value_shapes, parse_shape_specs
 from .stats import count_macs, count_params, op_histogram
@@ -25,7 +26,7 @@ class PruneConfig:
     ratio: float = 0.5
     criterion: str = "l1"
     global_ranking: bool = False
-    round_to: int = 1
+    round_to: int = 4
     exclude: tuple[str, ...] = ()
     shapes: dict | None = None
     verify: bool = True
@@ -49,6 +50,7 @@ class PruneResult:
     layers: list[dict]
     seconds: float = 0.0
     config: PruneConfig = field(default_factory=PruneConfig)
+    resized_io: list[dict] = field(default_factory=list)
 
     def save(self, path: str | os.PathLike) -> None:
         save_model(self.model, path)
@@ -60,7 +62,7 @@ class PruneResult:
             "size_before": self.before["bytes"], "size_after": self.after["bytes"],
             "ops_before": self.before["ops"], "ops_after": self.after["ops"],
             "verify": self.verify.to_dict() if self.verify else None,
-            "groups": self.groups, "layers": self.layers,
+            "groups": self.groups, "layers": self.layers, "resized_io": self.resized_io,
             "config": {"ratio": self.config.ratio, "criterion": self.config.criterion,
                        "global": self.config.global_ranking, "round_to": self.config.round_to,
                        "exclude": list(self.config.exclude), "seed": self.config.seed},
@@ -115,13 +117,17 @@ def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> Pru
                          round_to=config.round_to, fingerprint=fp)
         plan.meta["criterion"] = config.criterion
     removed = removed_classes(analysis, plan)
-    pruned = apply_removal(analysis, removed, mode="prune")
-    reference = apply_removal(analysis, removed, mode="reference")
+    if removed:
+        pruned = apply_removal(analysis, removed, mode="prune")
+        reference = apply_removal(analysis, removed, mode="reference")
+    else:  # nothing to remove: the output is the input, unfolded and untouched
+        pruned, reference = copy.deepcopy(model), model
+    io = io_masks(analysis, removed)
     result_verify = None
     if config.verify:
         result_verify = verify(pruned, reference, analysis.input_shapes, atol=config.atol, rtol=config.rtol,
                                original_checker_error=full_check(model),
-                               seeds=(config.seed, config.seed + 1))
+                               seeds=(config.seed, config.seed + 1), io=io)
     before = model_stats(model, analysis.shapes)
     try:
         after_shapes = infer_value_shapes(pruned, analysis.input_shapes)
@@ -139,8 +145,10 @@ def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> Pru
         kept = int(sum(1 for a in s.atoms.tolist() if analysis.atoms.find(a) not in removed))
         layers.append({"node": s.node.name or s.output, "op": s.node.op_type, "channels_before": len(s.atoms),
                        "channels_after": kept})
+    resized = [{"name": name, "kind": kind, "axis": axis, "old": len(keep), "new": int(keep.sum())}
+               for name, (axis, keep, kind) in io.items()]
     result = PruneResult(pruned, reference, plan, analysis, result_verify, before, after, groups, layers,
-                         time.perf_counter() - start, config)
+                         time.perf_counter() - start, config, resized)
     return result
 
 

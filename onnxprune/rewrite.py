@@ -17,6 +17,7 @@ from onnx import numpy_helper
 from .analysis import Analysis
 from .analysis.context import RewriteContext
 from .graph import GraphIndex
+from .fold import remove_dead
 from .handlers import handler_for
 
 
@@ -65,15 +66,21 @@ class ConstantWriter:
                 match = next((nm for arr, nm in copies if _same(arr, array)), None)
                 if match is None:
                     match = _unique(f"{name}_pruned", taken)
-                    self.model.graph.initializer.append(numpy_helper.from_array(array.astype(original.dtype), match))
+                    self._add_initializer(numpy_helper.from_array(array.astype(original.dtype), match))
                     copies.append((array, match))
                 node.input[i] = match
         for node, i, array, name in self.added:
             name = _unique(name, taken)
-            self.model.graph.initializer.append(numpy_helper.from_array(array, name))
+            self._add_initializer(numpy_helper.from_array(array, name))
             while len(node.input) <= i:
                 node.input.append("")
             node.input[i] = name
+
+    def _add_initializer(self, tensor: onnx.TensorProto) -> None:
+        self.model.graph.initializer.append(tensor)
+        if self.model.ir_version < 4:  # IR<4: every initializer must also be declared as a graph input
+            self.model.graph.input.append(
+                onnx.helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
 
     def _write_in_place(self, name: str, array: np.ndarray) -> None:
         if name in self.index.initializers:
@@ -138,8 +145,31 @@ def apply_removal(analysis: Analysis, removed: set[int], *, mode: str = "prune")
             handler_for(node).rewrite(node, ctx)
     writer.commit()
     if mode == "prune":
+        for name, (axis, keep, kind) in io_masks(analysis, removed).items():
+            _resize_declared(model, name, axis, int(keep.sum()), kind)
+        remove_dead(model)  # e.g. the Shape->Expand chain of a dropped all-zero LSTM state
         _refresh_value_info(model)
     return model
+
+
+def io_masks(analysis: Analysis, removed: set[int]) -> dict[str, tuple[int, np.ndarray, str]]:
+    """Graph inputs/outputs that shrink (only with --allow-io-change): name -> (axis, kept mask, kind)."""
+    ctx = RewriteContext(analysis, removed, writer=None)
+    out = {}
+    for name, axis, labels, kind in analysis.io:
+        keep = ctx.keep_mask(labels)
+        if not keep.all():
+            out[name] = (axis, keep, kind)
+    return out
+
+
+def _resize_declared(model, name, axis, size, kind) -> None:
+    values = model.graph.input if kind == "input" else model.graph.output
+    for vi in values:
+        if vi.name == name and vi.type.tensor_type.HasField("shape"):
+            dim = vi.type.tensor_type.shape.dim[axis]
+            if dim.HasField("dim_value"):
+                dim.dim_value = size
 
 
 def _refresh_value_info(model: onnx.ModelProto) -> None:

@@ -36,7 +36,11 @@ def full_check(model: onnx.ModelProto) -> str | None:
 
 def verify(pruned: onnx.ModelProto, reference: onnx.ModelProto, input_shapes: dict, *,
            original_checker_error: str | None = None, seeds=(0, 1), atol: float = 1e-5,
-           rtol: float = 1e-4) -> VerifyResult:
+           rtol: float = 1e-4, io: dict | None = None) -> VerifyResult:
+    """`io`: graph inputs/outputs resized by --allow-io-change, name -> (axis, kept mask, kind).
+    The pruned model gets the kept slice of each resized input; its resized outputs are compared
+    with the kept slice of the reference's."""
+    io = io or {}
     tol = {"atol": atol, "rtol": rtol, "rule": "|pruned-ref| <= atol + rtol*max|ref| per output"}
     error = full_check(pruned)
     checker = "passed"
@@ -57,9 +61,12 @@ def verify(pruned: onnx.ModelProto, reference: onnx.ModelProto, input_shapes: di
     for seed in seeds:
         feeds = random_feeds(sess_r, input_shapes, seed)
         ref = sess_r.run(names, feeds)
-        got = sess_p.run(names, feeds)
+        feeds_p = {k: np.compress(io[k][1], v, axis=io[k][0]) if k in io else v for k, v in feeds.items()}
+        got = sess_p.run(names, feeds_p)
         for name, r, g in zip(names, ref, got):
             r, g = np.asarray(r), np.asarray(g)
+            if name in io:
+                r = np.compress(io[name][1], r, axis=io[name][0])
             if r.shape != g.shape:
                 return VerifyResult(False, float("inf"), tol, checker,
                                     message=f"output '{name}' has shape {g.shape}, reference {r.shape}")

@@ -50,7 +50,8 @@ class PropagateContext:
     params: list[ParamSlice] = field(default_factory=list)
     sources: list[Source] = field(default_factory=list)
     hooks: list[onnx.NodeProto] = field(default_factory=list)  # nodes whose handler rewrites attributes
-    node_order: dict[int, int] = field(default_factory=dict)
+    allow_io_change: bool = False
+    io: list[tuple[str, int, np.ndarray, str]] = field(default_factory=list)  # resized graph inputs/outputs
 
     # ---- reading -----------------------------------------------------------------------------
     def tracked(self, name: str) -> dict[int, np.ndarray]:
@@ -119,6 +120,10 @@ class PropagateContext:
                 self.block(labels, f"{node_label(node)}: mixes the channel axis {axis}")
             else:
                 self.set_labels(dst, out_axis, labels)
+
+    def resize_io(self, name: str, axis: int, labels, kind: str) -> None:
+        """A graph input/output whose `axis` shrinks with these channels (only with --allow-io-change)."""
+        self.io.append((name, axis, np.asarray(labels, dtype=np.int64), kind))
 
     def needs_rewrite(self, node: onnx.NodeProto) -> None:
         if all(n is not node for n in self.hooks):

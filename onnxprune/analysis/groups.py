@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 
 from ..graph import GraphIndex, node_label, outer_scope_names
+from ..fold import fold_constants
 from ..handlers import handler_for
 from ..shapes import infer_value_shapes, input_shapes
 from .atoms import FIXED, Atoms
@@ -48,6 +49,7 @@ class Analysis:
     sources: list[Source]
     hooks: list[onnx.NodeProto]
     groups: list[Group]
+    io: list = field(default_factory=list)
 
     def group_of(self) -> dict[int, Group]:
         """Channel class root -> its group."""
@@ -66,18 +68,24 @@ class Analysis:
 
 def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None = None,
                   exclude=(), allow_io_change: bool = False) -> Analysis:
+    fed = input_shapes(GraphIndex.build(model), shapes or {})
+    model, _ = fold_constants(model)
     index = GraphIndex.build(model)
-    fed = input_shapes(index, shapes or {})
     value_shapes = infer_value_shapes(model, fed)
-    ctx = PropagateContext(index=index, shapes=value_shapes)
+    ctx = PropagateContext(index=index, shapes=value_shapes, allow_io_change=allow_io_change)
     for node in model.graph.node:
         _propagate_node(node, ctx)
-    for out in index.graph_outputs:
-        if not allow_io_change:
-            ctx.block_all(out, f"reaches graph output '{out}' (the model's interface must not change)")
+    for out in sorted(index.graph_outputs):
+        if allow_io_change:
+            for axis, labels in ctx.tracked(out).items():
+                ctx.resize_io(out, axis, labels, "output")
+        else:
+            ctx.block_all(out, f"reaches graph output '{out}' (the model's interface must not change; "
+                               f"--allow-io-change resizes it)")
     _apply_exclusions(ctx, set(exclude or ()))
     groups = _build_groups(ctx)
-    return Analysis(model, index, fed, value_shapes, ctx.atoms, ctx.dims, ctx.params, ctx.sources, ctx.hooks, groups)
+    _only_state_outputs_resize(ctx, groups)
+    return Analysis(model, index, fed, value_shapes, ctx.atoms, ctx.dims, ctx.params, ctx.sources, ctx.hooks, groups, ctx.io)
 
 
 def _propagate_node(node: onnx.NodeProto, ctx: PropagateContext) -> None:
@@ -114,6 +122,24 @@ def _apply_exclusions(ctx: PropagateContext, exclude: set[str]) -> None:
         for name in (p.node.name, p.tensor):
             if name in exclude:
                 ctx.block(p.labels, f"excluded by --exclude {name}")
+
+
+def _only_state_outputs_resize(ctx: PropagateContext, groups: list[Group]) -> None:
+    """--allow-io-change is for recurrent state the caller feeds back (h/c in, hn/cn out). A group
+    that reaches outputs but no resized input (e.g. the classifier's logits) stays blocked."""
+    if not ctx.io:
+        return
+    group_of = {root: g for g in groups for root in g.classes}
+    kinds: dict[int, set[str]] = {}
+    for name, axis, labels, kind in ctx.io:
+        for root in set(ctx.atoms.roots(labels).tolist()) - {FIXED}:
+            kinds.setdefault(group_of[root].id, set()).add(kind)
+    for g in groups:
+        if kinds.get(g.id) == {"output"}:
+            outs = sorted({name for name, _, labels, kind in ctx.io if kind == "output"
+                           and set(ctx.atoms.roots(labels).tolist()) & set(g.classes)})
+            g.blocked_by.append(f"reaches graph output '{outs[0]}', which is not recurrent state fed back "
+                                f"through a graph input")
 
 
 def _build_groups(ctx: PropagateContext) -> list[Group]:

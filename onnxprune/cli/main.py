@@ -68,7 +68,8 @@ def inspect(model, shapes, exclude, allow_io_change, json_path, verbose):
 @click.option("--ratio", type=float, default=0.5, show_default=True, help="Fraction of each group's channels to remove.")
 @click.option("--criterion", type=click.Choice(CRITERIA), default="l1", show_default=True)
 @click.option("--global", "global_ranking", is_flag=True, help="Rank channels across groups instead of a uniform ratio.")
-@click.option("--round-to", type=int, default=1, show_default=True, help="Keep a multiple of N channels per group.")
+@click.option("--round-to", type=int, default=4, show_default=True,
+              help="Keep a multiple of N channels per group (4: measured fastest on ORT CPU, see benchmarks/results/round_to.md).")
 @click.option("--exclude", multiple=True, metavar="NAME", help="Node or initializer to leave alone (repeatable).")
 @shape_option
 @click.option("--plan", "plan_path", type=click.Path(exists=True, dir_okay=False), help="Replay a saved plan.")
@@ -122,6 +123,9 @@ def print_summary(result, file_size_before: int | None = None) -> None:
     if changed:
         click.echo(table([[layer["node"], layer["op"], layer["channels_before"], layer["channels_after"]]
                           for layer in changed], ["layer", "op", "channels", "kept"]))
+    for io in result.resized_io:
+        click.echo(f"resized graph {io['kind']} '{io['name']}': axis {io['axis']} {io['old']} -> {io['new']} "
+                   f"(update the caller's buffers)")
     groups = result.groups
     blocked = [g for g in groups if g["blocked_by"]]
     click.echo(f"groups: {len(groups) - len(blocked)} prunable, {len(blocked)} blocked"

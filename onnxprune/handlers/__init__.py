@@ -9,6 +9,7 @@ from . import (  # noqa: F401  (imported for registration)
     recurrent,
     reduce,
     shape_ops,
+    shape_reader,
 )
 from .registry import handler_for, register, supported_ops
 

@@ -44,8 +44,14 @@ class BroadcastHandler(Handler):
         for k, name in enumerate(inputs):
             for axis, labels in ctx.tracked(name).items():
                 arriving.setdefault(axis + out_rank - ranks[name], []).append(labels)
+        out_shape = ctx.shape(out)
         for out_axis, label_sets in arriving.items():
-            first = label_sets[0]
+            # A tracked operand of size 1 along the axis broadcasts; the output's positions are
+            # those of an operand that spans the whole axis (if none does, nothing is carried).
+            full = [labels for labels in label_sets if len(labels) == out_shape[out_axis]]
+            if not full:
+                continue
+            first = full[0]
             ok = True
             for k, name in enumerate(inputs):
                 if not name:

@@ -7,7 +7,7 @@ from .base import Handler
 from .registry import register
 
 
-@register("MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "MaxRoiPool")
+@register("MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool")
 class PoolHandler(Handler):
     def propagate(self, node, ctx):
         if len(node.output) > 1 and node.output[1]:

@@ -1,26 +1,111 @@
-"""LSTM/GRU/RNN as consumers: input features are read by the `W` weight's last axis.
-(Their hidden units as prunable groups live with the recurrent-structures work.)"""
+"""LSTM, GRU and RNN. Hidden units are sources: unit j owns the rows of every gate block of
+`W`, `R`, `B` (and `P` peepholes), the columns of `R` that read h[j] back (consumer slices, so
+zeroing them is the reference), and position j of `Y`, `Y_h`, `Y_c`. Both directions of a
+bidirectional op share one hidden axis in `Y`, so unit j goes in both directions at once."""
 
 from __future__ import annotations
 
-from ..graph import attr, node_label
+import numpy as np
+import onnx
+
+from ..graph import attr, node_label, set_attr
 from .base import Handler
 from .registry import register
+
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+def _opt(node, i):
+    return node.input[i] if len(node.input) > i and node.input[i] else ""
 
 
 @register("LSTM", "GRU", "RNN")
 class RecurrentHandler(Handler):
     def propagate(self, node, ctx):
-        x, w = node.input[0], node.input[1]
-        if ctx.const(w) is None:
-            ctx.block_inputs(node, f"weight '{w}' is computed at run time")
+        x, w, r = node.input[0], node.input[1], node.input[2]
+        gates = GATES[node.op_type]
+        layout = int(attr(node, "layout", 0))
+        weight, recurrence = ctx.const(w), ctx.const(r)
+        if weight is None or recurrence is None:
+            ctx.block_inputs(node, "weights W/R are computed at run time")
             return
         for axis, labels in ctx.tracked(x).items():
             if axis == 2:
                 ctx.param(node, 1, 2, labels, "consumer")
             else:
-                layout = int(attr(node, "layout", 0))
                 what = "time" if axis == (1 if layout else 0) else "batch"
                 ctx.block(labels, f"{node_label(node)}: channels sit on the {what} axis of the sequence")
-        for name in node.input[2:]:
-            ctx.block_all(name, f"{node_label(node)}: channels reach a recurrent state or bias input")
+        for i in (4,):  # sequence_lens: lengths per batch item, not channels
+            ctx.block_all(_opt(node, i), f"{node_label(node)}: channels reach sequence_lens")
+        hidden = recurrence.shape[2]
+        born_on = [(k, axis) for k, axis in ((0, 3), (1, 2), (2, 2)) if _opt_out(node, k)]
+        if not born_on:
+            return
+        k, axis = born_on[0]
+        units = ctx.new_source(node, node.output[k], axis, hidden)
+        ctx.param(node, 1, 1, np.tile(units, gates), "producer")
+        ctx.param(node, 2, 1, np.tile(units, gates), "producer")
+        ctx.param(node, 2, 2, units, "consumer")
+        if _opt(node, 3):
+            ctx.param(node, 3, 1, np.tile(units, 2 * gates), "producer")
+        if node.op_type == "LSTM" and _opt(node, 7):
+            ctx.param(node, 7, 1, np.tile(units, 3), "channelwise")
+        for i in (5, 6):  # initial_h, initial_c: [dirs, batch, H] (layout 1: [batch, dirs, H])
+            name = _opt(node, i)
+            if not name:
+                continue
+            if ctx.const(name) is not None:
+                ctx.param(node, i, 2, units, "channelwise")
+            elif 2 in ctx.tracked(name):
+                ctx.couple(units, ctx.tracked(name)[2], node_label(node))
+            elif is_zero_state(ctx.index, name):
+                pass  # all zeros, the op's default: the rewrite drops the input
+            elif name in ctx.index.graph_inputs and ctx.allow_io_change:
+                ctx.resize_io(name, 2, units, "input")
+            elif name in ctx.index.graph_inputs:
+                ctx.block(units, f"{node_label(node)}: initial state is graph input '{name}' "
+                                 f"(the caller's state buffer; --allow-io-change resizes it)")
+            else:
+                ctx.block(units, f"{node_label(node)}: initial state '{name}' is a run-time tensor that cannot shrink")
+        for k, axis in born_on[1:]:
+            ctx.set_labels(node.output[k], axis, units)
+        ctx.needs_rewrite(node)
+
+    def rewrite(self, node, ctx):
+        kept = _kept_units(node, ctx)
+        if kept is not None:
+            set_attr(node, "hidden_size", int(kept))
+        for i in (5, 6):
+            if _opt(node, i) and is_zero_state(ctx.writer.index, node.input[i]) and ctx.const(node.input[i]) is None:
+                node.input[i] = ""
+
+
+def is_zero_state(index, name: str) -> bool:
+    """True for an initial state that is provably all zeros but built at run time, as the
+    TorchScript exporter does: Expand(zeros, Concat(..., Gather(Shape(x)), ...)) for the batch size.
+    An absent initial state means zeros, so the input can simply be dropped."""
+    producer = index.producer.get(name)
+    if producer is None:
+        return False
+    node = producer[0]
+    if node.op_type == "Expand":
+        data = index.const(node.input[0])
+        return data is not None and not np.any(data)
+    if node.op_type == "ConstantOfShape":
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        return value is None or not np.any(onnx.numpy_helper.to_array(value))
+    return False
+
+
+def _opt_out(node, k):
+    return node.output[k] if len(node.output) > k and node.output[k] else ""
+
+
+def _kept_units(node, ctx):
+    for k, axis in ((0, 3), (1, 2), (2, 2)):
+        name = _opt_out(node, k)
+        if name:
+            mask = ctx.kept(name, axis)
+            if mask is not None:
+                return mask.sum()
+    return None

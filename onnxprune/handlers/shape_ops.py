@@ -307,9 +307,3 @@ class GatherHandler(Handler):
         idx_rank = ctx.rank(idx)
         ctx.passthrough(node, x, node.output[0],
                         lambda a: None if a == axis else (a if a < axis else a + idx_rank - 1))
-
-
-@register("Shape", "Size")
-class ShapeHandler(Handler):
-    def propagate(self, node, ctx):
-        ctx.block_inputs(node, "reads the tensor's shape, so computed shapes downstream would change")
