@@ -65,7 +65,7 @@ def main():
              "", "| model | variant | params | p50 ms | speedup vs original | round_to=1 time / this |",
              "|---|---|---:|---:|---:|---:|"]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
-    out = Path(args.out)
+    out = Path(__file__).resolve().parent.parent / args.out if not Path(args.out).is_absolute() else Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps(raw, indent=1))

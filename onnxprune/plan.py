@@ -60,6 +60,13 @@ def kept_count(size: int, ratio: float, round_to: int) -> int:
     return max(1, keep)
 
 
+def effective_round_to(group, round_to: int) -> int:
+    """round_to counts tensor positions: a unit that spans w positions (an attention head of
+    head_dim 16) needs only round_to / gcd(round_to, w) units per step."""
+    width = min(len(s.atoms) // max(1, group.size) for s in group.sources) or 1
+    return max(1, round_to // math.gcd(round_to, width))
+
+
 def make_plan(analysis: Analysis, scores: dict[int, np.ndarray], *, ratio: float, global_ranking: bool,
               round_to: int, fingerprint: str, ratios: dict[str, float] | None = None) -> Plan:
     if not 0.0 <= ratio < 1.0:
@@ -82,11 +89,12 @@ def make_plan(analysis: Analysis, scores: dict[int, np.ndarray], *, ratio: float
             removed[gid] += 1
         for g in prunable:
             keep = max(1, g.size - removed[g.id])
-            keep_n[g.id] = min(g.size, math.ceil(keep / round_to) * round_to) if round_to > 1 else keep
+            step = effective_round_to(g, round_to)
+            keep_n[g.id] = min(g.size, math.ceil(keep / step) * step)
     else:
         for g in prunable:
             r = (ratios or {}).get(names[g.id], ratio)
-            keep_n[g.id] = kept_count(g.size, r, round_to)
+            keep_n[g.id] = kept_count(g.size, r, effective_round_to(g, round_to))
     plan = Plan(fingerprint, meta={"ratio": ratio, "global": global_ranking, "round_to": round_to})
     for g in analysis.groups:
         plan.sizes[names[g.id]] = g.size
@@ -126,7 +134,7 @@ def _repair_empty_dims(analysis, plan, scores, names) -> None:
     kept_all = {g.classes[i] for g in analysis.groups for i in plan.groups[names[g.id]]}
     for axes in analysis.dims.values():
         for labels in axes.values():
-            roots = set(analysis.atoms.roots(labels).tolist())
+            roots = set(analysis.atoms.roots(labels.reshape(-1)).tolist())
             if FIXED in roots or roots & kept_all:
                 continue
             g = group_of[next(iter(roots))]

@@ -24,9 +24,11 @@ from .handlers import handler_for
 class ConstantWriter:
     """Collects new values for constant node inputs and writes them back safely.
 
-    A constant read by several nodes is rewritten in place only if every reader wants the same
-    new value; otherwise the readers that changed get their own copy, so a shared initializer
-    (or one also read inside a subgraph) is never corrupted for its other users.
+    A constant read by several nodes is rewritten in place only if every reader wants a new
+    value (the first one; readers wanting another value get their own copy) and it is not a
+    graph output; otherwise the readers that changed get copies, so a shared initializer (or
+    one also read inside a subgraph, or returned by the graph) is never corrupted for its
+    other users.
     """
 
     def __init__(self, model: onnx.ModelProto) -> None:
@@ -58,9 +60,11 @@ class ConstantWriter:
                 continue
             n_users = len(self.index.consumers(name))
             first = changes[0][2]
-            if len(changes) == n_users and all(_same(c[2], first) for c in changes):
+            if len(changes) == n_users and name not in self.index.graph_outputs:
+                # No reader needs the original: the first new value takes its place (an IR<4
+                # graph input keeps its name, no dead original is left); other values get copies.
                 self._write_in_place(name, first)
-                continue
+                changes = [c for c in changes if not _same(c[2], first)]
             copies: list[tuple[np.ndarray, str]] = []
             for node, i, array in changes:
                 match = next((nm for arr, nm in copies if _same(arr, array)), None)
@@ -173,7 +177,7 @@ def _resize_declared(model, name, axis, size, kind) -> None:
 
 
 def _refresh_value_info(model: onnx.ModelProto) -> None:
-    """Stale intermediate shapes fail the full checker (onnxsim leaves them): drop, re-infer."""
+    """Stale intermediate shapes would fail the full checker: drop them and re-infer."""
     had_value_info = len(model.graph.value_info) > 0
     del model.graph.value_info[:]
     if not had_value_info:

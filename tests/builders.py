@@ -72,7 +72,26 @@ class GraphBuilder:
         graph = helper.make_graph(self.nodes, "test", self.inputs, outs, self.inits)
         m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
         m.ir_version = ir_version
+        _fill_output_types(m)
         return m
+
+
+def _fill_output_types(m: onnx.ModelProto) -> None:
+    """Give graph outputs their inferred type and shape: the full checker rejects a graph output
+    whose type has no shape, and every pruned model is checked with it."""
+    bare = onnx.ModelProto()
+    bare.CopyFrom(m)
+    for out in bare.graph.output:
+        out.ClearField("type")  # let inference pick the element type too (MaxPool indices are int64)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(bare, data_prop=True)
+    except Exception:
+        return
+    known = {v.name: v for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    for out in m.graph.output:
+        vi = known.get(out.name)
+        if vi is not None and vi.type.tensor_type.HasField("shape"):
+            out.type.CopyFrom(vi.type)
 
 
 def run(model: onnx.ModelProto, feeds: dict):

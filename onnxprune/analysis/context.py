@@ -51,11 +51,41 @@ class PropagateContext:
     sources: list[Source] = field(default_factory=list)
     hooks: list[onnx.NodeProto] = field(default_factory=list)  # nodes whose handler rewrites attributes
     allow_io_change: bool = False
+    head_atoms: set = field(default_factory=set)  # atoms united into per-head units
     io: list[tuple[str, int, np.ndarray, str]] = field(default_factory=list)  # resized graph inputs/outputs
 
     # ---- reading -----------------------------------------------------------------------------
     def tracked(self, name: str) -> dict[int, np.ndarray]:
-        return self.dims.get(name, {}) if name else {}
+        """Channel axes of `name`: axis -> one label per position."""
+        return {a: v for a, v in self.dims.get(name, {}).items() if isinstance(a, int)} if name else {}
+
+    def tracked_multi(self, name: str) -> dict[tuple, np.ndarray]:
+        """Channels spread over several axes (a Reshape split C into heads x head_dim, or a packed
+        Q/K/V projection into 3 x C): axes tuple -> label array with one dimension per axis."""
+        return {a: v for a, v in self.dims.get(name, {}).items() if isinstance(a, tuple)} if name else {}
+
+    def set_multi(self, name: str, axes: tuple, labels: np.ndarray) -> None:
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(axes) == 1:
+            self.set_labels(name, axes[0], labels.reshape(-1))
+            return
+        existing = self.dims.setdefault(name, {})
+        if axes in existing:
+            self.couple(existing[axes].reshape(-1), labels.reshape(-1), f"{name} axes {axes}")
+        else:
+            existing[axes] = labels
+
+    def resolve_multi(self, name: str) -> None:
+        """Make each index of the first axis one unit (a head): unite the labels along the other
+        axes and keep one label per index. Always safe: it only makes units coarser."""
+        for axes, labels in self.tracked_multi(name).items():
+            rows = labels.reshape(labels.shape[0], -1)
+            for row in rows:
+                self.couple(np.full(len(row), row[0]), row, f"{name}: one unit per index of axis {axes[0]}")
+                if len(row) > 1:
+                    self.head_atoms.add(int(row[0]))
+            del self.dims[name][axes]
+            self.set_labels(name, axes[0], rows[:, 0])
 
     def shape(self, name: str) -> tuple[int, ...] | None:
         return self.shapes.get(name)
@@ -105,8 +135,8 @@ class PropagateContext:
         self.atoms.block(labels, reason)
 
     def block_all(self, name: str, reason: str) -> None:
-        for labels in self.tracked(name).values():
-            self.block(labels, reason)
+        for labels in (self.dims.get(name, {}) if name else {}).values():
+            self.block(labels.reshape(-1), reason)
 
     def block_inputs(self, node: onnx.NodeProto, reason: str) -> None:
         for name in node.input:
@@ -144,8 +174,22 @@ class RewriteContext:
         return np.array([r == FIXED or r not in self.removed for r in roots.tolist()], dtype=bool)
 
     def kept(self, name: str, axis: int) -> np.ndarray | None:
-        labels = self.analysis.dims.get(name, {}).get(axis)
-        return None if labels is None else self.keep_mask(labels)
+        """Kept positions along `axis` of `name` (also when the axis is part of a multi-axis entry)."""
+        entries = self.analysis.dims.get(name, {})
+        if axis in entries:
+            return self.keep_mask(entries[axis])
+        for axes, labels in entries.items():
+            if isinstance(axes, tuple) and axis in axes:
+                keep = self.keep_mask(labels.reshape(-1)).reshape(labels.shape)
+                k = axes.index(axis)
+                return np.moveaxis(keep, k, 0).reshape(labels.shape[k], -1).any(axis=1)
+        return None
+
+    def tracked_axes(self, name: str) -> list[int]:
+        axes = []
+        for key in self.analysis.dims.get(name, {}):
+            axes.extend(key if isinstance(key, tuple) else (key,))
+        return sorted(set(axes))
 
     def rank(self, name: str) -> int | None:
         s = self.analysis.shapes.get(name)

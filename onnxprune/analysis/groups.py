@@ -24,6 +24,7 @@ class Group:
     sources: list[Source]
     classes: list[int]
     blocked_by: list[str] = field(default_factory=list)
+    is_heads: bool = False
 
     @property
     def size(self) -> int:
@@ -32,6 +33,16 @@ class Group:
     @property
     def prunable(self) -> bool:
         return not self.blocked_by and self.size > 1
+
+    @property
+    def unit(self) -> str:
+        """What one channel of this group is, for reports."""
+        if self.is_heads:
+            return "heads"
+        ops = {s.node.op_type for s in self.sources}
+        if ops & {"LSTM", "GRU", "RNN"}:
+            return "hidden units"
+        return "neurons" if ops <= {"Gemm", "MatMul"} else "channels"
 
     def members(self) -> list[str]:
         return sorted({s.node.name or s.output for s in self.sources})
@@ -75,6 +86,7 @@ def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None
     ctx = PropagateContext(index=index, shapes=value_shapes, allow_io_change=allow_io_change)
     for node in model.graph.node:
         _propagate_node(node, ctx)
+    _make_multi_axis_rectangular(ctx)
     for out in sorted(index.graph_outputs):
         if allow_io_change:
             for axis, labels in ctx.tracked(out).items():
@@ -92,6 +104,9 @@ def _propagate_node(node: onnx.NodeProto, ctx: PropagateContext) -> None:
     for name in sorted(outer_scope_names(node)):
         ctx.block_all(name, f"{node_label(node)}: used inside a subgraph")
     handler = handler_for(node)
+    if not getattr(handler, "multi_axis", False):
+        for name in node.input:
+            ctx.resolve_multi(name)
     if handler is None:
         if any(ctx.tracked(n) for n in node.input):
             domain = f"{node.domain}::" if node.domain else ""
@@ -122,6 +137,33 @@ def _apply_exclusions(ctx: PropagateContext, exclude: set[str]) -> None:
         for name in (p.node.name, p.tensor):
             if name in exclude:
                 ctx.block(p.labels, f"excluded by --exclude {name}")
+
+
+def _make_multi_axis_rectangular(ctx: PropagateContext) -> None:
+    """A tensor whose channels span several axes must lose whole slabs (whole heads, or the same
+    columns of Q, K and V), or it would not stay a rectangle. Where the units do not already line
+    up along one axis, unite them along the inner axes."""
+    for _ in range(4):
+        changed = False
+        for name, entries in ctx.dims.items():
+            for axes, labels in list(entries.items()):
+                if not isinstance(axes, tuple):
+                    continue
+                roots = ctx.atoms.roots(labels.reshape(-1)).reshape(labels.shape)
+                if any(_depends_only_on(roots, k) for k in range(roots.ndim)):
+                    continue
+                rows = labels.reshape(labels.shape[0], -1)
+                for row in rows:
+                    ctx.couple(np.full(len(row), row[0]), row, f"{name}: one unit per index of axis {axes[0]}")
+                    ctx.head_atoms.add(int(row[0]))
+                changed = True
+        if not changed:
+            return
+
+
+def _depends_only_on(array: np.ndarray, axis: int) -> bool:
+    moved = np.moveaxis(array, axis, 0).reshape(array.shape[axis], -1)
+    return bool(np.all(moved == moved[:, :1]))
 
 
 def _only_state_outputs_resize(ctx: PropagateContext, groups: list[Group]) -> None:
@@ -179,7 +221,8 @@ def _build_groups(ctx: PropagateContext) -> list[Group]:
         name = first.node.name or first.output
         if len(srcs) > 1:
             name += f" (+{len(srcs) - 1} coupled)"
-        groups.append(Group(gid, name, srcs, classes, blocked))
+        heads = {atoms.find(a) for a in ctx.head_atoms if a != FIXED}
+        groups.append(Group(gid, name, srcs, classes, blocked, is_heads=bool(heads & set(classes))))
     return groups
 
 

@@ -42,10 +42,10 @@ def inspect(model, shapes, exclude, allow_io_change, json_path, verbose):
     rows = []
     for g in analysis.groups:
         status = "prunable" if g.prunable else ("blocked: " + g.blocked_by[0] if g.blocked_by else "single channel")
-        rows.append([names[g.id], g.size, len(g.sources), status])
+        rows.append([names[g.id], g.size, g.unit, len(g.sources), status])
     click.echo(f"{model}: {len(onnx_model.graph.node)} nodes, {human(stats['params'])} params, "
                f"{human(stats['macs'])} MACs, opset {analysis.index.opset}, IR {onnx_model.ir_version}")
-    click.echo(table(rows, ["group", "channels", "sources", "status"]))
+    click.echo(table(rows, ["group", "size", "unit", "sources", "status"]))
     n_ok = sum(1 for g in analysis.groups if g.prunable)
     click.echo(f"{n_ok} of {len(analysis.groups)} groups prunable")
     click.echo("ops: " + ", ".join(f"{k} {v}" for k, v in stats["ops"].items()))
@@ -57,7 +57,7 @@ def inspect(model, shapes, exclude, allow_io_change, json_path, verbose):
         write_json(json_path, {
             "model": str(model), "params": stats["params"], "macs": stats["macs"], "ops": stats["ops"],
             "opset": analysis.index.opset, "ir_version": onnx_model.ir_version, "input_shapes": analysis.input_shapes,
-            "groups": [{"name": names[g.id], "size": g.size, "prunable": g.prunable, "blocked_by": g.blocked_by or None,
+            "groups": [{"name": names[g.id], "unit": g.unit, "size": g.size, "prunable": g.prunable, "blocked_by": g.blocked_by or None,
                         "sources": g.members()} for g in analysis.groups],
         })
 

@@ -23,10 +23,14 @@ BROADCAST = (
 
 @register(*UNARY)
 class UnaryHandler(Handler):
+    multi_axis = True
+
     def propagate(self, node, ctx):
         for out in node.output:  # Dropout's mask has the data's shape too
             if out:
                 ctx.passthrough(node, node.input[0], out)
+                for axes, labels in ctx.tracked_multi(node.input[0]).items():
+                    ctx.set_multi(out, axes, labels)
 
 
 @register(*BROADCAST)

@@ -68,4 +68,32 @@ class MatMulHandler(Handler):
             labels = ctx.new_source(node, out, out_rank - 2, wa.shape[0])
             ctx.param(node, 0, 0, labels, "producer")
         else:
-            ctx.block_inputs(node, "MatMul of two run-time tensors (or a batched weight)")
+            self._batched(node, ctx, a, b, out_rank)
+
+    @staticmethod
+    def _batched(node, ctx, a, b, out_rank):
+        """Two run-time operands (attention scores, attention x values): batch axes (heads) pass
+        through and must match between the operands; M and N pass; a contracted axis blocks,
+        since no weight holds the slices that a reference model would zero."""
+        ra, rb = ctx.rank(a), ctx.rank(b)
+        if ra is None or rb is None or ra < 2 or rb < 2 or (ctx.const(a) is not None) or (ctx.const(b) is not None):
+            ctx.block_inputs(node, "MatMul with a 1-D or batched constant operand")
+            return
+        sides = ((a, ra, ra - 1, ra - 2, out_rank - 2), (b, rb, rb - 2, rb - 1, out_rank - 1))
+        for name, rank, contracted, kept_axis, out_axis in sides:
+            for axis, labels in ctx.tracked(name).items():
+                if axis == contracted:
+                    ctx.block(labels, f"{node_label(node)}: contracts channels between two run-time tensors")
+                elif axis == kept_axis:
+                    ctx.set_labels(node.output[0], out_axis, labels)
+                else:
+                    o = axis + out_rank - rank
+                    for other, orank in ((a, ra), (b, rb)):
+                        oa = o - (out_rank - orank)
+                        if other == name or oa < 0 or ctx.shape(other)[oa] == 1:
+                            continue
+                        if oa in ctx.tracked(other):
+                            ctx.couple(labels, ctx.tracked(other)[oa], node_label(node))
+                        else:
+                            ctx.block(labels, f"{node_label(node)}: operand '{other}' cannot shrink along batch axis {oa}")
+                    ctx.set_labels(node.output[0], o, labels)

@@ -14,14 +14,37 @@ from .registry import register
 INT64_MAX = np.iinfo(np.int64).max
 
 
+def remap_multi(ctx, node, x, out, axis_map) -> None:
+    """Carry multi-axis entries through an op that only renumbers axes (None: axis removed,
+    allowed only where the entry has size 1 along it)."""
+    for axes, labels in ctx.tracked_multi(x).items():
+        new_axes, keep_dims = [], []
+        for k, a in enumerate(axes):
+            b = axis_map(a)
+            if b is None:
+                if labels.shape[k] != 1:
+                    ctx.block(labels.reshape(-1), f"{node_label(node)}: removes an axis that holds channels")
+                    break
+                continue
+            new_axes.append(b)
+            keep_dims.append(k)
+        else:
+            sub = labels.reshape([labels.shape[k] for k in keep_dims])
+            order = np.argsort(new_axes)
+            ctx.set_multi(out, tuple(int(new_axes[i]) for i in order), np.transpose(sub, order))
+
+
 @register("Transpose")
 class TransposeHandler(Handler):
+    multi_axis = True
+
     def propagate(self, node, ctx):
         x = node.input[0]
         rank = ctx.rank(x)
         perm = attr(node, "perm", None)
         perm = list(perm) if perm is not None else list(reversed(range(rank)))
         ctx.passthrough(node, x, node.output[0], lambda a: perm.index(a))
+        remap_multi(ctx, node, x, node.output[0], lambda a: perm.index(a))
 
 
 def _axes_input(node, ctx, attr_name="axes", input_index=1):
@@ -35,6 +58,8 @@ def _axes_input(node, ctx, attr_name="axes", input_index=1):
 
 @register("Squeeze")
 class SqueezeHandler(Handler):
+    multi_axis = True
+
     def propagate(self, node, ctx):
         x = node.input[0]
         rank = ctx.rank(x)
@@ -43,12 +68,15 @@ class SqueezeHandler(Handler):
             ctx.block_inputs(node, "squeeze axes are computed at run time")
             return
         axes = [norm_axis(a, rank) for a in axes] or [i for i, d in enumerate(ctx.shape(x)) if d == 1]
-        ctx.passthrough(node, x, node.output[0],
-                        lambda a: None if a in axes else a - sum(1 for s in axes if s < a))
+        mapping = lambda a: None if a in axes else a - sum(1 for s in axes if s < a)  # noqa: E731
+        ctx.passthrough(node, x, node.output[0], mapping)
+        remap_multi(ctx, node, x, node.output[0], mapping)
 
 
 @register("Unsqueeze")
 class UnsqueezeHandler(Handler):
+    multi_axis = True
+
     def propagate(self, node, ctx):
         x = node.input[0]
         axes = _axes_input(node, ctx)
@@ -59,35 +87,32 @@ class UnsqueezeHandler(Handler):
         axes = sorted(norm_axis(a, out_rank) for a in axes)
         kept_positions = [i for i in range(out_rank) if i not in axes]  # input axis k -> output axis
         ctx.passthrough(node, x, node.output[0], lambda a: kept_positions[a])
+        remap_multi(ctx, node, x, node.output[0], lambda a: kept_positions[a])
 
 
-def map_through_reshape(in_shape, axis, out_shape):
-    """Where positions of input `axis` land after a row-major reshape: (out_axis, index array)
-    when they all lie along one output axis, else None (the axis was split across several)."""
-    in_shape, out_shape = tuple(in_shape), tuple(out_shape)
-    shape = [1] * len(in_shape)
-    shape[axis] = in_shape[axis]
-    pos = np.broadcast_to(np.arange(in_shape[axis]).reshape(shape), in_shape).reshape(out_shape)
-    for j in range(len(out_shape)):
-        index = [0] * len(out_shape)
-        index[j] = slice(None)
-        candidate = pos[tuple(index)]
-        if len(np.unique(candidate)) != in_shape[axis]:
-            continue
-        view = [1] * len(out_shape)
-        view[j] = out_shape[j]
-        if np.array_equal(pos, np.broadcast_to(candidate.reshape(view), out_shape)):
-            return j, candidate
-    return None
+def labels_through_reshape(in_shape, axes: tuple, labels: np.ndarray, out_shape):
+    """Where channel labels land after a row-major reshape: (output axes they depend on, label
+    array over those axes). Broadcasting the labels to the full tensor and reshaping it handles
+    merges (C*H*W blocks, NHWC order), splits (C -> heads x head_dim) and both at once."""
+    view = [1] * len(in_shape)
+    for k, a in enumerate(axes):
+        view[a] = labels.shape[k]
+    full = np.broadcast_to(labels.reshape(view), tuple(in_shape)).reshape(tuple(out_shape))
+    dep = tuple(j for j in range(len(out_shape)) if out_shape[j] > 1 and np.any(np.diff(full, axis=j) != 0))
+    index = tuple(slice(None) if j in dep else 0 for j in range(len(out_shape)))
+    return dep, full[index]
 
 
 @register("Reshape", "Flatten")
 class ReshapeHandler(Handler):
+    multi_axis = True
+
     def propagate(self, node, ctx):
         x, out = node.input[0], node.output[0]
-        in_shape, out_shape = ctx.shape(x), ctx.shape(out)
-        if not ctx.tracked(x):
+        entries = {**{(a,): v for a, v in ctx.tracked(x).items()}, **ctx.tracked_multi(x)}
+        if not entries:
             return
+        in_shape, out_shape = ctx.shape(x), ctx.shape(out)
         if in_shape is None or out_shape is None:
             ctx.block_inputs(node, "shapes unknown")
             return
@@ -97,24 +122,22 @@ class ReshapeHandler(Handler):
             if target is None:
                 ctx.block_inputs(node, "target shape is computed at run time")
                 return
-        for axis, labels in ctx.tracked(x).items():
-            mapped = map_through_reshape(in_shape, axis, out_shape)
-            if mapped is None:
-                ctx.block(labels, f"{node_label(node)}: splits the channel axis {axis} across several axes")
+        for axes, labels in entries.items():
+            dep, out_labels = labels_through_reshape(in_shape, axes, labels, out_shape)
+            if not dep:
+                continue  # a single channel: nothing to carry
+            zero_copy = [j for j in dep if target is not None and int(target[j]) == 0]
+            if zero_copy and (int(attr(node, "allowzero", 0)) or any(j not in axes for j in zero_copy)):
+                ctx.block(labels.reshape(-1), f"{node_label(node)}: shape entry 0 copies a different input axis")
                 continue
-            out_axis, positions = mapped
-            if target is not None and int(target[out_axis]) == 0 and (
-                    int(attr(node, "allowzero", 0)) or out_axis != axis):
-                ctx.block(labels, f"{node_label(node)}: shape entry 0 copies a different input axis")
-                continue
-            ctx.set_labels(out, out_axis, labels[positions])
-            if target is not None and int(target[out_axis]) > 0:
+            ctx.set_multi(out, dep, out_labels)
+            if target is not None:
                 ctx.needs_rewrite(node)
 
     def rewrite(self, node, ctx):
         out = node.output[0]
         shape = np.array(ctx.value(node, 1)).copy()
-        for axis in ctx.analysis.dims.get(out, {}):
+        for axis in ctx.tracked_axes(out):
             if shape[axis] > 0:
                 shape[axis] = int(ctx.kept(out, axis).sum())
         ctx.set_value(node, 1, shape)
@@ -297,13 +320,32 @@ class PadHandler(Handler):
 
 @register("Gather")
 class GatherHandler(Handler):
+    multi_axis = True
+
     def propagate(self, node, ctx):
         x, idx = node.input[0], node.input[1]
         ctx.block_all(idx, f"{node_label(node)}: channels used as gather indices")
-        if not ctx.tracked(x):
+        if not ctx.tracked(x) and not ctx.tracked_multi(x):
             return
         rank = ctx.rank(x)
         axis = norm_axis(int(attr(node, "axis", 0)), rank)
         idx_rank = ctx.rank(idx)
-        ctx.passthrough(node, x, node.output[0],
-                        lambda a: None if a == axis else (a if a < axis else a + idx_rank - 1))
+        mapping = lambda a: None if a == axis else (a if a < axis else a + idx_rank - 1)  # noqa: E731
+        ctx.passthrough(node, x, node.output[0], mapping)
+        indices = ctx.const(idx)
+        for axes, labels in ctx.tracked_multi(x).items():
+            if axis not in axes:
+                remap_multi_entry(ctx, node.output[0], axes, labels, mapping)
+            elif indices is None or indices.ndim != 0:
+                ctx.block(labels.reshape(-1), f"{node_label(node)}: gathers along an axis that holds channels")
+            else:  # selecting one slab, e.g. Q out of a packed Q/K/V projection
+                k = axes.index(axis)
+                picked = np.take(labels, int(indices) % labels.shape[k], axis=k)
+                rest = [mapping(a) for a in axes if a != axis]
+                ctx.set_multi(node.output[0], tuple(rest), picked)
+
+
+def remap_multi_entry(ctx, out, axes, labels, mapping) -> None:
+    new_axes = [mapping(a) for a in axes]
+    order = np.argsort(new_axes)
+    ctx.set_multi(out, tuple(int(new_axes[i]) for i in order), np.transpose(labels, order))

@@ -34,6 +34,8 @@ class ShapeHandler(Handler):
     @staticmethod
     def _entries_read(node, ctx, n):
         """Indices of the shape vector that consumers read, or None if not provably limited."""
+        if node.output[0] in ctx.index.graph_outputs:
+            return None  # the caller reads every entry
         used = set()
         for use in ctx.index.consumers(node.output[0]):
             user = use.node

@@ -3,8 +3,6 @@ stacked layers, zero initial states, and state I/O resized only with --allow-io-
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import onnx
 import pytest
@@ -14,7 +12,6 @@ import onnxprune
 from builders import assert_pruned_ok, assert_ratio0_identical
 from onnxprune.runtime import make_session, random_feeds
 
-FIXTURES = Path(__file__).resolve().parents[2] / "models" / "fixtures"
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 
@@ -100,19 +97,6 @@ def test_state_io_blocks_by_default_and_resizes_with_flag():
     assert resized == {("h0", 8, 4), ("Yh", 8, 4)}
     dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in result.model.graph.input}
     assert dims["h0"] == [1, 1, 4]
-
-
-@pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.onnx")))
-def test_torch_exported_fixtures(name):
-    """Both torch exporters: stacked LSTMs, CNN + bidirectional GRU; TorchScript's zero-state
-    Expand chains and dynamo's Slice/Concat-built weights."""
-    model = onnxprune.load_model(FIXTURES / f"{name}.onnx")
-    assert_ratio0_identical(model)
-    result = assert_pruned_ok(model, ratio=0.5, expect_removed=name.startswith(("lstm2", "cnn_bigru")))
-    for layer in result.layers:
-        if layer["op"] in ("LSTM", "GRU") and name.startswith(("lstm2", "cnn_bigru")):
-            assert layer["channels_after"] == layer["channels_before"] // 2
-    onnx.checker.check_model(result.model, full_check=True)
 
 
 def test_silero_vad_v6_lstm_with_state_io(real_model):
