@@ -3,6 +3,7 @@ channel axis blocks. Axes come from an attribute before opset 18 (ReduceSum: 13)
 
 import numpy as np
 import pytest
+from onnx import TensorProto
 
 import onnxprune
 from builders import GraphBuilder, assert_ratio0_identical
@@ -98,7 +99,7 @@ def test_argmax(axis, blocked):
     x = b.input("x", [1, 3, 6, 6])
     a = b.conv(x, 3, C)
     am = b.op("ArgMax", [a], axis=axis, keepdims=1)
-    fam = b.op("Cast", [am], to=onnx_float())
+    fam = b.op("Cast", [am], to=TensorProto.FLOAT)
     y = b.conv(fam, 1 if blocked else C, 2)
     m = b.model([y])
     an = onnxprune.analyze(m)
@@ -106,8 +107,3 @@ def test_argmax(axis, blocked):
     assert g.prunable is (not blocked)
     prune_ok(m, ratio=0.5, expect_removed=not blocked)
 
-
-def onnx_float():
-    from onnx import TensorProto
-
-    return TensorProto.FLOAT
