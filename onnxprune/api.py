@@ -63,6 +63,7 @@ class PruneResult:
             "ops_before": self.before["ops"], "ops_after": self.after["ops"],
             "verify": self.verify.to_dict() if self.verify else None,
             "groups": self.groups, "layers": self.layers, "resized_io": self.resized_io,
+            "notes": self.analysis.notes,
             "config": {"ratio": self.config.ratio, "criterion": self.config.criterion,
                        "global": self.config.global_ranking, "round_to": self.config.round_to,
                        "exclude": list(self.config.exclude), "seed": self.config.seed},

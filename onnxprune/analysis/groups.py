@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from ..graph import GraphIndex, node_label, outer_scope_names
+from ..graph import GraphIndex, node_label, outer_scope_names, subgraphs
 from ..fold import fold_constants
 from ..handlers import handler_for
 from ..shapes import infer_value_shapes, input_shapes
@@ -61,6 +61,7 @@ class Analysis:
     hooks: list[onnx.NodeProto]
     groups: list[Group]
     io: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def group_of(self) -> dict[int, Group]:
         """Channel class root -> its group."""
@@ -97,7 +98,14 @@ def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None
     _apply_exclusions(ctx, set(exclude or ()))
     groups = _build_groups(ctx)
     _only_state_outputs_resize(ctx, groups)
-    return Analysis(model, index, fed, value_shapes, ctx.atoms, ctx.dims, ctx.params, ctx.sources, ctx.hooks, groups, ctx.io)
+    notes = [f"{node_label(n)} holds {_count_nodes(n)} nodes in its subgraphs, which are not analysed: "
+             f"their channels are not pruned" for n in model.graph.node if subgraphs(n)]
+    return Analysis(model, index, fed, value_shapes, ctx.atoms, ctx.dims, ctx.params, ctx.sources, ctx.hooks, groups,
+                    ctx.io, notes)
+
+
+def _count_nodes(node) -> int:
+    return sum(len(g.node) + sum(_count_nodes(n) for n in g.node) for g in subgraphs(node))
 
 
 def _propagate_node(node: onnx.NodeProto, ctx: PropagateContext) -> None:

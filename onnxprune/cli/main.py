@@ -48,6 +48,8 @@ def inspect(model, shapes, exclude, allow_io_change, json_path, verbose):
     click.echo(table(rows, ["group", "size", "unit", "sources", "status"]))
     n_ok = sum(1 for g in analysis.groups if g.prunable)
     click.echo(f"{n_ok} of {len(analysis.groups)} groups prunable")
+    for note in analysis.notes:
+        click.echo(f"note: {note}")
     click.echo("ops: " + ", ".join(f"{k} {v}" for k, v in stats["ops"].items()))
     if verbose:
         for g in analysis.groups:
@@ -56,7 +58,7 @@ def inspect(model, shapes, exclude, allow_io_change, json_path, verbose):
     if json_path:
         write_json(json_path, {
             "model": str(model), "params": stats["params"], "macs": stats["macs"], "ops": stats["ops"],
-            "opset": analysis.index.opset, "ir_version": onnx_model.ir_version, "input_shapes": analysis.input_shapes,
+            "notes": analysis.notes, "opset": analysis.index.opset, "ir_version": onnx_model.ir_version, "input_shapes": analysis.input_shapes,
             "groups": [{"name": names[g.id], "unit": g.unit, "size": g.size, "prunable": g.prunable, "blocked_by": g.blocked_by or None,
                         "sources": g.members()} for g in analysis.groups],
         })
