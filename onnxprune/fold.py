@@ -22,8 +22,7 @@ MAX_ELEMENTS = 50_000_000
 
 def fold_constants(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
     """A copy of `model` with foldable constant subexpressions replaced by initializers."""
-    candidates = [n for n in model.graph.node if n.op_type in FOLDABLE and n.domain in ("", "ai.onnx")]
-    if not candidates:
+    if not any(n.op_type in FOLDABLE and n.domain in ("", "ai.onnx") for n in model.graph.node):
         return model, 0
     from onnx.reference import ReferenceEvaluator
 

@@ -79,13 +79,18 @@ class PropagateContext:
         """Make each index of the first axis one unit (a head): unite the labels along the other
         axes and keep one label per index. Always safe: it only makes units coarser."""
         for axes, labels in self.tracked_multi(name).items():
-            rows = labels.reshape(labels.shape[0], -1)
-            for row in rows:
-                self.couple(np.full(len(row), row[0]), row, f"{name}: one unit per index of axis {axes[0]}")
-                if len(row) > 1:
-                    self.head_atoms.add(int(row[0]))
+            rows = self.unite_rows(name, axes, labels)
             del self.dims[name][axes]
             self.set_labels(name, axes[0], rows[:, 0])
+
+    def unite_rows(self, name: str, axes: tuple, labels: np.ndarray) -> np.ndarray:
+        """Unite all labels that share an index of the first axis; returns them as rows."""
+        rows = labels.reshape(labels.shape[0], -1)
+        for row in rows:
+            self.couple(np.full(len(row), row[0]), row, f"{name}: one unit per index of axis {axes[0]}")
+            if len(row) > 1:
+                self.head_atoms.add(int(row[0]))
+        return rows
 
     def shape(self, name: str) -> tuple[int, ...] | None:
         return self.shapes.get(name)

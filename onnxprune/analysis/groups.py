@@ -160,10 +160,7 @@ def _make_multi_axis_rectangular(ctx: PropagateContext) -> None:
                 roots = ctx.atoms.roots(labels.reshape(-1)).reshape(labels.shape)
                 if any(_depends_only_on(roots, k) for k in range(roots.ndim)):
                     continue
-                rows = labels.reshape(labels.shape[0], -1)
-                for row in rows:
-                    ctx.couple(np.full(len(row), row[0]), row, f"{name}: one unit per index of axis {axes[0]}")
-                    ctx.head_atoms.add(int(row[0]))
+                ctx.unite_rows(name, axes, labels)
                 changed = True
         if not changed:
             return
@@ -218,6 +215,7 @@ def _build_groups(ctx: PropagateContext) -> list[Group]:
     for a, reasons in atoms.reasons.items():
         lst = reasons_by_root.setdefault(atoms.find(a), [])
         lst.extend(r for r in reasons if r not in lst)
+    head_roots = {atoms.find(a) for a in ctx.head_atoms if a != FIXED}
     groups = []
     for gid, (_, sis) in enumerate(sorted(members.items())):
         srcs = [ctx.sources[i] for i in sis]
@@ -229,8 +227,7 @@ def _build_groups(ctx: PropagateContext) -> list[Group]:
         name = first.node.name or first.output
         if len(srcs) > 1:
             name += f" (+{len(srcs) - 1} coupled)"
-        heads = {atoms.find(a) for a in ctx.head_atoms if a != FIXED}
-        groups.append(Group(gid, name, srcs, classes, blocked, is_heads=bool(heads & set(classes))))
+        groups.append(Group(gid, name, srcs, classes, blocked, is_heads=bool(head_roots & set(classes))))
     return groups
 
 

@@ -35,8 +35,8 @@ class RecurrentHandler(Handler):
             else:
                 what = "time" if axis == (1 if layout else 0) else "batch"
                 ctx.block(labels, f"{node_label(node)}: channels sit on the {what} axis of the sequence")
-        for i in (4,):  # sequence_lens: lengths per batch item, not channels
-            ctx.block_all(_opt(node, i), f"{node_label(node)}: channels reach sequence_lens")
+        # sequence_lens holds lengths per batch item, never channels
+        ctx.block_all(_opt(node, 4), f"{node_label(node)}: channels reach sequence_lens")
         hidden = recurrence.shape[2]
         born_on = [(k, axis) for k, axis in ((0, 3), (1, 2), (2, 2)) if _opt_out(node, k)]
         if not born_on:

@@ -15,23 +15,27 @@ INT64_MAX = np.iinfo(np.int64).max
 
 
 def remap_multi(ctx, node, x, out, axis_map) -> None:
-    """Carry multi-axis entries through an op that only renumbers axes (None: axis removed,
-    allowed only where the entry has size 1 along it)."""
+    """Carry multi-axis entries through an op that only renumbers axes."""
     for axes, labels in ctx.tracked_multi(x).items():
-        new_axes, keep_dims = [], []
-        for k, a in enumerate(axes):
-            b = axis_map(a)
-            if b is None:
-                if labels.shape[k] != 1:
-                    ctx.block(labels.reshape(-1), f"{node_label(node)}: removes an axis that holds channels")
-                    break
-                continue
-            new_axes.append(b)
-            keep_dims.append(k)
-        else:
-            sub = labels.reshape([labels.shape[k] for k in keep_dims])
-            order = np.argsort(new_axes)
-            ctx.set_multi(out, tuple(int(new_axes[i]) for i in order), np.transpose(sub, order))
+        remap_entry(ctx, node, out, axes, labels, axis_map)
+
+
+def remap_entry(ctx, node, out, axes, labels, axis_map) -> None:
+    """One multi-axis entry under an axis renumbering (None: the axis is removed, allowed only
+    where the entry has size 1 along it)."""
+    new_axes, keep_dims = [], []
+    for k, a in enumerate(axes):
+        b = axis_map(a)
+        if b is None:
+            if labels.shape[k] != 1:
+                ctx.block(labels.reshape(-1), f"{node_label(node)}: removes an axis that holds channels")
+                return
+            continue
+        new_axes.append(b)
+        keep_dims.append(k)
+    sub = labels.reshape([labels.shape[k] for k in keep_dims])
+    order = np.argsort(new_axes)
+    ctx.set_multi(out, tuple(int(new_axes[i]) for i in order), np.transpose(sub, order))
 
 
 @register("Transpose")
@@ -335,7 +339,7 @@ class GatherHandler(Handler):
         indices = ctx.const(idx)
         for axes, labels in ctx.tracked_multi(x).items():
             if axis not in axes:
-                remap_multi_entry(ctx, node.output[0], axes, labels, mapping)
+                remap_entry(ctx, node, node.output[0], axes, labels, mapping)
             elif indices is None or indices.ndim != 0:
                 ctx.block(labels.reshape(-1), f"{node_label(node)}: gathers along an axis that holds channels")
             else:  # selecting one slab, e.g. Q out of a packed Q/K/V projection
@@ -343,9 +347,3 @@ class GatherHandler(Handler):
                 picked = np.take(labels, int(indices) % labels.shape[k], axis=k)
                 rest = [mapping(a) for a in axes if a != axis]
                 ctx.set_multi(node.output[0], tuple(rest), picked)
-
-
-def remap_multi_entry(ctx, out, axes, labels, mapping) -> None:
-    new_axes = [mapping(a) for a in axes]
-    order = np.argsort(new_axes)
-    ctx.set_multi(out, tuple(int(new_axes[i]) for i in order), np.transpose(labels, order))

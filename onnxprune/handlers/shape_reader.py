@@ -4,7 +4,7 @@ value computed from it would change, so it blocks."""
 
 from __future__ import annotations
 
-from ..graph import node_label
+from ..graph import attr, node_label
 from .base import Handler, int_list, norm_axis
 from .registry import register
 
@@ -20,8 +20,9 @@ class ShapeHandler(Handler):
             ctx.block_all(x, f"{node_label(node)}: reads the element count, which pruning changes")
             return
         rank = ctx.rank(x)
-        start = norm_axis(int(_attr(node, "start", 0)), rank)
-        end = norm_axis(int(_attr(node, "end", rank)), rank) if _attr(node, "end", None) is not None else rank
+        start = norm_axis(int(attr(node, "start", 0)), rank)
+        end = attr(node, "end", None)
+        end = rank if end is None else norm_axis(int(end), rank)
         read = set(range(start, min(end, rank)))
         entries_read = self._entries_read(node, ctx, len(read))
         for axis, labels in tracked.items():
@@ -46,9 +47,3 @@ class ShapeHandler(Handler):
                 return None
             used.update(i + n if i < 0 else i for i in int_list(idx.reshape(-1)))
         return used
-
-
-def _attr(node, name, default):
-    from ..graph import attr
-
-    return attr(node, name, default)
