@@ -139,7 +139,7 @@ def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> Pru
     groups, layers = [], []
     for g in analysis.groups:
         keep = plan.groups[names[g.id]]
-        groups.append({"name": names[g.id], "unit": g.unit, "size": g.size, "kept": len(keep),
+        groups.append({"name": names[g.id], "unit": g.unit, "size": g.size, "kept": len(keep), "prunable": g.prunable,
                        "blocked_by": g.blocked_by or None, "members": g.members(),
                        "criterion": criterion_used(analysis, g, config.criterion) if g.prunable else None})
     for s in analysis.sources:

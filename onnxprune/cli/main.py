@@ -130,7 +130,9 @@ def print_summary(result, file_size_before: int | None = None) -> None:
                    f"(update the caller's buffers)")
     groups = result.groups
     blocked = [g for g in groups if g["blocked_by"]]
-    click.echo(f"groups: {len(groups) - len(blocked)} prunable, {len(blocked)} blocked"
+    single = sum(1 for g in groups if not g["prunable"] and not g["blocked_by"])
+    click.echo(f"groups: {sum(g['prunable'] for g in groups)} prunable, {len(blocked)} blocked"
+               + (f", {single} single-channel" if single else "")
                + (f" (first: {blocked[0]['name']}: {blocked[0]['blocked_by'][0]})" if blocked else ""))
     v = result.verify
     if v is None:

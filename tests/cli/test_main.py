@@ -139,3 +139,10 @@ def test_demo_runs(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "demo" / "report.json").exists()
     assert "verified" in r.stdout
+
+
+def test_summary_counts_single_channel_groups_apart(real_model, tmp_path):
+    """silero v6's decoder conv has one output channel: neither prunable nor blocked."""
+    r = run("prune", real_model("silero_vad_v6"), tmp_path / "o.onnx", "--shape", "input:1,576")
+    assert r.returncode == 0, r.stderr
+    assert "groups: 5 prunable, 1 blocked, 1 single-channel" in r.stdout
