@@ -29,6 +29,13 @@ MODELS = {
                         "94a13cfe60075b132f6a472e7e462e8123ee70861bc3fb58434a73712ee0d2cb"),
     "melspectrogram": ("openwakeword==0.5.1", "openwakeword/resources/models/melspectrogram.onnx",
                        "ba2b0e0f8b7b875369a2c89cb13360ff53bac436f2895cced9f479fa65eb176f"),
+    # Used by the recurrent/subgraph work: the network lives inside If branches / tf2onnx LSTMs.
+    "silero_vad": ("silero-vad==6.2.3", "silero_vad/data/silero_vad.onnx",
+                   "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"),
+    "silero_vad_op18_ifless": ("silero-vad==6.2.3", "silero_vad/data/silero_vad_op18_ifless.onnx",
+                               "7671cd04b004e9076da0d4a7b1a5aec36adf161c39230c1cb94a4fd5db6bbd28"),
+    "hey_mycroft_v0.1": ("openwakeword==0.4.0", "openwakeword/resources/models/hey_mycroft_v0.1.onnx",
+                         "785bdf5655863ae47553b23793aa108c7b0152d4823f7869b41f2d2d765912fc"),
 }
 
 
