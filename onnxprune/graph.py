@@ -36,25 +36,33 @@ class GraphIndex:
     graph_outputs: set[str] = field(default_factory=set)
 
     @classmethod
-    def build(cls, model: onnx.ModelProto) -> "GraphIndex":
+    def build(cls, model: onnx.ModelProto, *, recursive: bool = False) -> "GraphIndex":
+        """recursive: also index the nodes, initializers and Constants of `If` branches (the
+        analysis descends into them; names are unique across scopes in a valid model)."""
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         g = model.graph
         idx = cls(graph=g, opset=opset)
-        idx.initializers = {t.name: t for t in g.initializer}
         idx.graph_inputs = {v.name: v for v in g.input}
         idx.graph_outputs = {v.name for v in g.output}
+        idx._add_graph(g, recursive)
+        return idx
+
+    def _add_graph(self, g: onnx.GraphProto, recursive: bool) -> None:
+        self.initializers.update({t.name: t for t in g.initializer})
         for node in g.node:
             for k, name in enumerate(node.output):
                 if name:
-                    idx.producer[name] = (node, k)
+                    self.producer[name] = (node, k)
             for k, name in enumerate(node.input):
                 if name:
-                    idx.uses[name].append(Use(node, k))
+                    self.uses[name].append(Use(node, k))
             for name in sorted(outer_scope_names(node)):
-                idx.uses[name].append(Use(node, -1))
+                self.uses[name].append(Use(node, -1))
             if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
-                idx.const_nodes[node.output[0]] = node
-        return idx
+                self.const_nodes[node.output[0]] = node
+            if recursive and node.op_type == "If":
+                for sub in subgraphs(node):
+                    self._add_graph(sub, recursive)
 
     # ---- constants -------------------------------------------------------------------------
     def is_const(self, name: str) -> bool:
@@ -95,6 +103,16 @@ def constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
         if attr.name == "value_ints":
             return np.array(list(attr.ints), dtype=np.int64)
     return None  # sparse_value / string constants: treated as run-time values
+
+
+def iter_nodes(graph: onnx.GraphProto, *, into=("If",)):
+    """Every node of `graph`, depth first, entering the subgraphs of the ops in `into` (in a fixed
+    order, so two copies of a model yield corresponding nodes)."""
+    for node in graph.node:
+        yield node
+        if node.op_type in into:
+            for sub in subgraphs(node):
+                yield from iter_nodes(sub, into=into)
 
 
 def subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:

@@ -16,7 +16,8 @@ from onnx import numpy_helper
 
 from .analysis import Analysis
 from .analysis.context import RewriteContext
-from .graph import GraphIndex
+from .control_flow import clear_branch_value_info
+from .graph import GraphIndex, iter_nodes
 from .fold import remove_dead
 from .handlers import handler_for
 
@@ -33,7 +34,7 @@ class ConstantWriter:
 
     def __init__(self, model: onnx.ModelProto) -> None:
         self.model = model
-        self.index = GraphIndex.build(model)
+        self.index = GraphIndex.build(model, recursive=True)
         self.values: dict[tuple[int, int], tuple[onnx.NodeProto, np.ndarray]] = {}
         self.added: list[tuple[onnx.NodeProto, int, np.ndarray, str]] = []
 
@@ -48,8 +49,7 @@ class ConstantWriter:
         self.added.append((node, i, array, name))
 
     def commit(self) -> None:
-        taken = {o for n in self.model.graph.node for o in n.output} | set(self.index.initializers) | \
-                set(self.index.graph_inputs)
+        taken = set(self.index.producer) | set(self.index.initializers) | set(self.index.graph_inputs)
         by_name: dict[str, list[tuple[onnx.NodeProto, int, np.ndarray]]] = defaultdict(list)
         for (_, i), (node, array) in self.values.items():
             by_name[node.input[i]].append((node, i, array))
@@ -58,7 +58,8 @@ class ConstantWriter:
             changes = [c for c in changes if not _same(c[2], original)]
             if not changes:
                 continue
-            n_users = len(self.index.consumers(name))
+            # an If's implicit use is its branches' explicit ones, already counted
+            n_users = sum(1 for u in self.index.consumers(name) if u.index >= 0 or u.node.op_type != "If")
             first = changes[0][2]
             if len(changes) == n_users and name not in self.index.graph_outputs:
                 # No reader needs the original: the first new value takes its place (an IR<4
@@ -118,8 +119,9 @@ def apply_removal(analysis: Analysis, removed: set[int], *, mode: str = "prune")
     model = copy.deepcopy(analysis.model)
     if not removed:
         return model
-    position = {id(n): k for k, n in enumerate(analysis.model.graph.node)}
-    nodes = model.graph.node
+    # node k of the copy corresponds to node k of the analysed model (If branches included)
+    position = {id(n): k for k, n in enumerate(iter_nodes(analysis.model.graph))}
+    nodes = list(iter_nodes(model.graph))
     writer = ConstantWriter(model)
     ctx = RewriteContext(analysis, removed, writer)
     done = set()
@@ -180,6 +182,7 @@ def _refresh_value_info(model: onnx.ModelProto) -> None:
     """Stale intermediate shapes would fail the full checker: drop them and re-infer."""
     had_value_info = len(model.graph.value_info) > 0
     del model.graph.value_info[:]
+    clear_branch_value_info(model.graph)
     if not had_value_info:
         return
     try:

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 
 from .errors import ModelError, UsageError
+from .control_flow import BRANCHES, has_if, inline_ifs
 from .graph import GraphIndex
 
 
@@ -77,7 +78,21 @@ def with_fixed_inputs(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> o
 
 
 def infer_value_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> dict[str, tuple[int, ...]]:
-    """Concrete shape of every value of the main graph (graph inputs, initializers, node outputs)."""
+    """Concrete shape of every value of the main graph (graph inputs, initializers, node outputs)
+    and of every `If` branch (probed on the model inlined to each branch in turn)."""
+    result = _infer(model, shapes)
+    if has_if(model):
+        for branch in BRANCHES:
+            try:
+                found = _infer(inline_ifs(model, branch), shapes)
+            except ModelError:
+                continue  # that branch cannot run on these inputs: its values stay unknown (blocked)
+            for name, shape in found.items():
+                result.setdefault(name, shape)
+    return result
+
+
+def _infer(model: onnx.ModelProto, shapes) -> dict[str, tuple[int, ...]]:
     fixed = with_fixed_inputs(model, shapes)
     del fixed.graph.value_info[:]
     try:

@@ -37,22 +37,34 @@ def op_histogram(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def count_macs(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]]) -> int:
-    """MACs of the main graph's Conv/ConvTranspose/Gemm/MatMul/LSTM/GRU/RNN at the given shapes."""
-    consts = {t.name: tuple(t.dims) for t in model.graph.initializer}
-    for n in model.graph.node:
-        if n.op_type == "Constant":
-            v = constant_node_value(n)
-            if v is not None:
-                consts[n.output[0]] = v.shape
+    """MACs of Conv/ConvTranspose/Gemm/MatMul/LSTM/GRU/RNN at the given shapes. An If counts its
+    costlier branch (one of them runs); Loop/Scan bodies are not counted (trip count unknown)."""
+    consts = {}
+    for g in _all_graphs(model.graph):
+        consts.update({t.name: tuple(t.dims) for t in g.initializer})
+        for n in g.node:
+            if n.op_type == "Constant":
+                v = constant_node_value(n)
+                if v is not None:
+                    consts[n.output[0]] = v.shape
+
+    def shape(name):
+        return shapes.get(name) or consts.get(name)
+
+    return int(_graph_macs(model.graph, shape))
+
+
+def _graph_macs(graph: onnx.GraphProto, shape) -> int:
     total = 0
-    for n in model.graph.node:
-        def shape(name):
-            return shapes.get(name) or consts.get(name)
+    for n in graph.node:
+        if n.op_type == "If":
+            total += max(_graph_macs(a.g, shape) for a in n.attribute if a.type == onnx.AttributeProto.GRAPH)
+            continue
         try:
             total += _node_macs(n, shape)
         except (TypeError, IndexError, ValueError):
             continue  # a shape we do not know: count nothing rather than guess
-    return int(total)
+    return total
 
 
 def _node_macs(n, shape) -> int:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import onnx
 
+from .control_flow import BRANCHES, has_if, inline_ifs
 from .runtime import make_session, random_feeds
 
 
@@ -20,6 +21,7 @@ class VerifyResult:
     checker: str = "passed"
     message: str = ""
     outputs: dict = field(default_factory=dict)
+    branches: list = field(default_factory=list)  # If branches also verified by inlining
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,25 +57,51 @@ def verify(pruned: onnx.ModelProto, reference: onnx.ModelProto, input_shapes: di
         return VerifyResult(False, float("nan"), tol, checker,
                             message=f"onnxruntime cannot load the pruned model: {str(exc).splitlines()[0][:200]}")
     sess_r = make_session(reference)
+    result = _compare(sess_p, sess_r, input_shapes, seeds, io, tol, checker, "")
+    if not result.passed or not has_if(reference):
+        return result
+    # seeded inputs take one branch of each If: run every branch, by inlining all Ifs to it
+    for branch in BRANCHES:
+        try:
+            sess_rb = make_session(inline_ifs(reference, branch))
+            sess_pb = make_session(inline_ifs(pruned, branch))
+        except Exception as exc:
+            return VerifyResult(False, result.max_abs_diff, tol, checker,
+                                message=f"cannot verify the If {branch}es: {str(exc).splitlines()[0][:160]}")
+        branch_result = _compare(sess_pb, sess_rb, input_shapes, seeds, io, tol, checker, f" (If {branch}es)")
+        if not branch_result.passed:
+            return branch_result
+        result.max_abs_diff = max(result.max_abs_diff, branch_result.max_abs_diff)
+        for name, diff in branch_result.outputs.items():
+            result.outputs[name] = max(result.outputs.get(name, 0.0), diff)
+        result.branches.append(branch)
+    return result
+
+
+def _compare(sess_p, sess_r, input_shapes, seeds, io, tol, checker, where) -> VerifyResult:
     names = [o.name for o in sess_r.get_outputs()]
     worst = 0.0
     per_output: dict[str, float] = {}
     for seed in seeds:
         feeds = random_feeds(sess_r, input_shapes, seed)
-        ref = sess_r.run(names, feeds)
+        try:
+            ref = sess_r.run(names, feeds)
+        except Exception as exc:
+            return VerifyResult(False, float("nan"), tol, checker,
+                                message=f"onnxruntime cannot run the reference{where}: {str(exc).splitlines()[0][:200]}")
         feeds_p = {k: np.compress(io[k][1], v, axis=io[k][0]) if k in io else v for k, v in feeds.items()}
         try:
             got = sess_p.run(names, feeds_p)
         except Exception as exc:  # loads but fails at run time (e.g. a weight that no longer fits its input)
             return VerifyResult(False, float("nan"), tol, checker,
-                                message=f"onnxruntime cannot run the pruned model: {str(exc).splitlines()[0][:200]}")
+                                message=f"onnxruntime cannot run the pruned model{where}: {str(exc).splitlines()[0][:200]}")
         for name, r, g in zip(names, ref, got):
             r, g = np.asarray(r), np.asarray(g)
             if name in io:
                 r = np.compress(io[name][1], r, axis=io[name][0])
             if r.shape != g.shape:
                 return VerifyResult(False, float("inf"), tol, checker,
-                                    message=f"output '{name}' has shape {g.shape}, reference {r.shape}")
+                                    message=f"output '{name}'{where} has shape {g.shape}, reference {r.shape}")
             if not np.issubdtype(r.dtype, np.floating):
                 diff = 0.0 if np.array_equal(r, g) else float("inf")
                 bound = 0.0
@@ -84,12 +112,12 @@ def verify(pruned: onnx.ModelProto, reference: onnx.ModelProto, input_shapes: di
                 else:
                     finite = ~np.isnan(r64)
                     diff = float(np.max(np.abs(r64 - g64)[finite], initial=0.0))
-                bound = atol + rtol * float(np.max(np.abs(r64[np.isfinite(r64)]), initial=0.0))
+                bound = tol["atol"] + tol["rtol"] * float(np.max(np.abs(r64[np.isfinite(r64)]), initial=0.0))
             per_output[name] = max(per_output.get(name, 0.0), diff)
             worst = max(worst, diff)
             if diff > bound:
                 return VerifyResult(
                     False, worst, tol, checker,
-                    message=f"output '{name}' differs from the reference by {diff:.3g} (allowed {bound:.3g}, seed {seed})",
+                    message=f"output '{name}'{where} differs from the reference by {diff:.3g} (allowed {bound:.3g}, seed {seed})",
                     outputs=per_output)
     return VerifyResult(True, worst, tol, checker, outputs=per_output)

@@ -53,6 +53,7 @@ class PropagateContext:
     allow_io_change: bool = False
     head_atoms: set = field(default_factory=set)  # atoms united into per-head units
     io: list[tuple[str, int, np.ndarray, str]] = field(default_factory=list)  # resized graph inputs/outputs
+    descend: object = None  # callable(graph): propagate through a subgraph's nodes (set by the analysis)
 
     # ---- reading -----------------------------------------------------------------------------
     def tracked(self, name: str) -> dict[int, np.ndarray]:

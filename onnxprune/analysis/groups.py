@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from ..graph import GraphIndex, node_label, outer_scope_names, subgraphs
+from ..graph import GraphIndex, iter_nodes, node_label, outer_scope_names, subgraphs
 from ..fold import fold_constants
 from ..handlers import handler_for
 from ..shapes import infer_value_shapes, input_shapes
@@ -82,9 +82,10 @@ def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None
                   exclude=(), allow_io_change: bool = False) -> Analysis:
     fed = input_shapes(GraphIndex.build(model), shapes or {})
     model, _ = fold_constants(model)
-    index = GraphIndex.build(model)
+    index = GraphIndex.build(model, recursive=True)
     value_shapes = infer_value_shapes(model, fed)
     ctx = PropagateContext(index=index, shapes=value_shapes, allow_io_change=allow_io_change)
+    ctx.descend = lambda graph: [_propagate_node(n, ctx) for n in graph.node]
     for node in model.graph.node:
         _propagate_node(node, ctx)
     _make_multi_axis_rectangular(ctx)
@@ -99,7 +100,7 @@ def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None
     groups = _build_groups(ctx)
     _only_state_outputs_resize(ctx, groups)
     notes = [f"{node_label(n)} holds {_count_nodes(n)} nodes in its subgraphs, which are not analysed: "
-             f"their channels are not pruned" for n in model.graph.node if subgraphs(n)]
+             f"their channels are not pruned" for n in iter_nodes(model.graph) if subgraphs(n) and n.op_type != "If"]
     return Analysis(model, index, fed, value_shapes, ctx.atoms, ctx.dims, ctx.params, ctx.sources, ctx.hooks, groups,
                     ctx.io, notes)
 
@@ -109,8 +110,9 @@ def _count_nodes(node) -> int:
 
 
 def _propagate_node(node: onnx.NodeProto, ctx: PropagateContext) -> None:
-    for name in sorted(outer_scope_names(node)):
-        ctx.block_all(name, f"{node_label(node)}: used inside a subgraph")
+    if node.op_type != "If":  # If branches are analysed; other subgraphs (Loop, Scan) are not
+        for name in sorted(outer_scope_names(node)):
+            ctx.block_all(name, f"{node_label(node)}: used inside a subgraph")
     handler = handler_for(node)
     if not getattr(handler, "multi_axis", False):
         for name in node.input:
