@@ -16,7 +16,7 @@ from .io import fingerprint, load_model, save_model
 from .plan import Plan, group_names, make_plan, removed_classes
 from .rewrite import apply_removal, io_masks
 from .scoring import criterion_used, score_group
-from .shapes import infer_value_shapes, parse_shape_specs
+from .shapes import infer_value_shapes, parse_input_values, parse_shape_specs
 from .stats import count_macs, count_params, op_histogram
 from .verify import VerifyResult, full_check, verify
 
@@ -35,6 +35,7 @@ class PruneConfig:
     seed: int = 0
     allow_io_change: bool = False
     plan: Plan | None = None
+    inputs: dict | None = None  # NAME -> values fed instead of random ones (e.g. {"sr": [16000]})
 
 
 @dataclass
@@ -66,7 +67,8 @@ class PruneResult:
             "notes": self.analysis.notes,
             "config": {"ratio": self.config.ratio, "criterion": self.config.criterion,
                        "global": self.config.global_ranking, "round_to": self.config.round_to,
-                       "exclude": list(self.config.exclude), "seed": self.config.seed},
+                       "exclude": list(self.config.exclude), "seed": self.config.seed,
+                       "inputs": self.analysis.input_values or None},
             "seconds": round(self.seconds, 3),
         }
 
@@ -85,10 +87,16 @@ def _shapes(shapes) -> dict[str, list[int]]:
     return parse_shape_specs(shapes)
 
 
-def analyze(model_or_path, *, shapes=None, exclude=(), allow_io_change: bool = False) -> Analysis:
+def analyze(model_or_path, *, shapes=None, exclude=(), allow_io_change: bool = False, inputs=None) -> Analysis:
     """Dependency groups of a model, each prunable or blocked with the reason."""
     return analyze_model(_as_model(model_or_path), shapes=_shapes(shapes), exclude=tuple(exclude),
-                         allow_io_change=allow_io_change)
+                         allow_io_change=allow_io_change, values=_values(inputs))
+
+
+def _values(inputs) -> dict | None:
+    if inputs is None or isinstance(inputs, dict):
+        return inputs
+    return parse_input_values(inputs)
 
 
 def model_stats(model: onnx.ModelProto, value_shapes: dict) -> dict:
@@ -105,7 +113,7 @@ def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> Pru
     start = time.perf_counter()
     model = _as_model(model_or_path)
     analysis = analyze_model(model, shapes=_shapes(config.shapes), exclude=config.exclude,
-                             allow_io_change=config.allow_io_change)
+                             allow_io_change=config.allow_io_change, values=_values(config.inputs))
     fp = fingerprint(model)
     rng = np.random.default_rng(config.seed)
     scores = {g.id: score_group(analysis, g, config.criterion, rng) for g in analysis.groups if g.prunable}
@@ -128,10 +136,11 @@ def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> Pru
     if config.verify:
         result_verify = verify(pruned, reference, analysis.input_shapes, atol=config.atol, rtol=config.rtol,
                                original_checker_error=full_check(model),
-                               seeds=(config.seed, config.seed + 1), io=io)
+                               seeds=(config.seed, config.seed + 1), io=io, values=analysis.input_values,
+                               paths=analysis.paths)
     before = model_stats(model, analysis.shapes)
     try:
-        after_shapes = infer_value_shapes(pruned, analysis.input_shapes)
+        after_shapes = infer_value_shapes(pruned, analysis.input_shapes, analysis.input_values)
     except Exception:
         after_shapes = {}
     after = model_stats(pruned, after_shapes)

@@ -15,11 +15,13 @@ _NP_TYPES = {
 
 
 def make_session(model: onnx.ModelProto | bytes | str, *, providers=("CPUExecutionProvider",),
-                 threads: int = 0, optimization: str = "all"):
+                 threads: int = 0, optimization: str = "all", quiet: bool = False):
+    """quiet: also silence onnxruntime's own error log (for probes whose failure we report)."""
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(3)  # shape-merge warnings from exporters' stale value_info are noise
     opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4 if quiet else 3
     if threads:
         opts.intra_op_num_threads = threads
     opts.graph_optimization_level = {
@@ -33,8 +35,9 @@ def make_session(model: onnx.ModelProto | bytes | str, *, providers=("CPUExecuti
     return ort.InferenceSession(model, sess_options=opts, providers=list(providers))
 
 
-def random_feeds(session, shapes: dict[str, list[int]], seed: int) -> dict[str, np.ndarray]:
-    """Seeded inputs: standard normal for floats, small non-negative ints, random booleans."""
+def random_feeds(session, shapes: dict[str, list[int]], seed: int, values: dict | None = None) -> dict[str, np.ndarray]:
+    """Seeded inputs: standard normal for floats, small non-negative ints, random booleans;
+    `values` (from --input NAME=VALUE) fixes an input, e.g. the sample rate that selects a branch."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for inp in session.get_inputs():
@@ -42,6 +45,9 @@ def random_feeds(session, shapes: dict[str, list[int]], seed: int) -> dict[str, 
         if dims is None:
             dims = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
         dtype = _NP_TYPES.get(inp.type)
+        if values and inp.name in values:
+            feeds[inp.name] = fixed_value(inp.name, values[inp.name], dtype, dims)
+            continue
         if dtype is None:
             raise ModelError(f"input '{inp.name}' has type {inp.type}, which random inputs cannot fill")
         if np.issubdtype(dtype, np.floating):
@@ -51,3 +57,12 @@ def random_feeds(session, shapes: dict[str, list[int]], seed: int) -> dict[str, 
         else:
             feeds[inp.name] = rng.integers(0, 8, dims).astype(dtype)
     return feeds
+
+
+def fixed_value(name: str, value, dtype, dims) -> np.ndarray:
+    array = np.asarray(value, dtype=dtype or np.float32)
+    if array.size == int(np.prod(dims)):
+        return array.reshape(dims)
+    if array.size == 1 and len(dims) == 0:
+        return array.reshape(())
+    raise ModelError(f"--input {name}: {array.size} value(s) do not fill its shape {list(dims)}")

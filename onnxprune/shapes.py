@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 
 from .errors import ModelError, UsageError
-from .control_flow import BRANCHES, has_if, inline_ifs
+from .control_flow import clear_branch_value_info, explore, has_if
 from .graph import GraphIndex
 
 
@@ -27,6 +27,22 @@ def parse_shape_specs(specs) -> dict[str, list[int]]:
         if not values or any(v <= 0 for v in values):
             raise UsageError(f"--shape '{spec}': dimensions must be positive integers")
         out[name] = values
+    return out
+
+
+def parse_input_values(specs) -> dict[str, list[float]]:
+    """Parse `NAME=V1[,V2,...]` strings: values fed to that input instead of random ones."""
+    out: dict[str, list[float]] = {}
+    for spec in specs or ():
+        name, sep, text = str(spec).rpartition("=")
+        if not sep or not name:
+            raise UsageError(f"--input '{spec}': expected NAME=VALUE[,VALUE...] (e.g. sr=16000)")
+        try:
+            out[name] = [float(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise UsageError(f"--input '{spec}': values must be numbers") from None
+        if not out[name]:
+            raise UsageError(f"--input '{spec}': no value given")
     return out
 
 
@@ -77,24 +93,52 @@ def with_fixed_inputs(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> o
     return fixed
 
 
-def infer_value_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> dict[str, tuple[int, ...]]:
+def infer_value_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]],
+                       values: dict | None = None) -> dict[str, tuple[int, ...]]:
     """Concrete shape of every value of the main graph (graph inputs, initializers, node outputs)
-    and of every `If` branch (probed on the model inlined to each branch in turn)."""
-    result = _infer(model, shapes)
-    if has_if(model):
-        for branch in BRANCHES:
-            try:
-                found = _infer(inline_ifs(model, branch), shapes)
-            except ModelError:
-                continue  # that branch cannot run on these inputs: its values stay unknown (blocked)
-            for name, shape in found.items():
-                result.setdefault(name, shape)
-    return result
+    and of every `If` branch that runs on the probe inputs."""
+    return probe(model, shapes, values)[0]
 
 
-def _infer(model: onnx.ModelProto, shapes) -> dict[str, tuple[int, ...]]:
-    fixed = with_fixed_inputs(model, shapes)
-    del fixed.graph.value_info[:]
+def probe(model: onnx.ModelProto, shapes: dict[str, list[int]], values: dict | None = None):
+    """(value shapes, Paths or None). With Ifs, shapes come from the model inlined along every
+    execution path reachable on seeded inputs (control_flow.explore); branches that cannot run
+    are listed in Paths.failed and their values stay unknown."""
+    if not has_if(model):
+        return _infer(model, shapes, values), None
+    from .runtime import make_session, random_feeds
+
+    try:
+        feeds = random_feeds(make_session(_declared(model)), shapes, 0, values)
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0][:200]}") from None
+    paths = explore(_declared(model), feeds)
+    if not paths.models:
+        first = next(iter(paths.failed.values()), "no path ran")
+        raise ModelError(f"onnxruntime cannot run the model on seeded inputs ({first}); "
+                         f"give --input NAME=VALUE for inputs that select a branch, and --shape")
+    result: dict[str, tuple[int, ...]] = {}
+    for inlined in paths.models:
+        for name, shape in _infer(inlined, shapes, values).items():
+            result.setdefault(name, shape)
+    for t in model.graph.initializer:
+        result[t.name] = tuple(t.dims)
+    return result, paths
+
+
+def _declared(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with no intermediate shapes: exporters leave branch shapes that contradict
+    concrete inputs (silero-vad's TorchScript rank checks)."""
+    bare = copy.deepcopy(model)
+    del bare.graph.value_info[:]
+    clear_branch_value_info(bare.graph)
+    return bare
+
+
+def _infer(model: onnx.ModelProto, shapes, values=None) -> dict[str, tuple[int, ...]]:
+    fixed = with_fixed_inputs(_declared(model), shapes)
     try:
         inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
     except Exception:
@@ -108,7 +152,7 @@ def _infer(model: onnx.ModelProto, shapes) -> dict[str, tuple[int, ...]]:
         result[t.name] = tuple(t.dims)
     missing = [o for n in model.graph.node for o in n.output if o and o not in result]
     if missing:
-        result.update(_shapes_from_runtime(fixed, shapes, missing))
+        result.update(_shapes_from_runtime(fixed, shapes, missing, values))
     return result
 
 
@@ -121,7 +165,7 @@ def _static_shape(vi: onnx.ValueInfoProto):
     return tuple(d.dim_value for d in dims)
 
 
-def _shapes_from_runtime(model: onnx.ModelProto, shapes, names) -> dict[str, tuple[int, ...]]:
+def _shapes_from_runtime(model: onnx.ModelProto, shapes, names, values=None) -> dict[str, tuple[int, ...]]:
     """Run the model once on seeded inputs with the unknown values exposed as outputs."""
     from .runtime import make_session, random_feeds
 
@@ -132,7 +176,7 @@ def _shapes_from_runtime(model: onnx.ModelProto, shapes, names) -> dict[str, tup
             probe.graph.output.append(onnx.ValueInfoProto(name=name))
     try:
         sess = make_session(probe)
-        outs = sess.run(names, random_feeds(sess, shapes, seed=0))
+        outs = sess.run(names, random_feeds(sess, shapes, 0, values))
     except Exception as exc:
         raise ModelError(f"cannot determine value shapes: onnx shape inference left {len(names)} values unknown "
                          f"and onnxruntime could not run the model ({str(exc).splitlines()[0][:160]})") from exc

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import onnx
 
-from .control_flow import BRANCHES, has_if, inline_ifs
+from .control_flow import inline_choices, trace
 from .runtime import make_session, random_feeds
 
 
@@ -21,7 +21,7 @@ class VerifyResult:
     checker: str = "passed"
     message: str = ""
     outputs: dict = field(default_factory=dict)
-    branches: list = field(default_factory=list)  # If branches also verified by inlining
+    paths: int = 0  # extra If execution paths verified (forced branches, inlined)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -38,7 +38,7 @@ def full_check(model: onnx.ModelProto) -> str | None:
 
 def verify(pruned: onnx.ModelProto, reference: onnx.ModelProto, input_shapes: dict, *,
            original_checker_error: str | None = None, seeds=(0, 1), atol: float = 1e-5,
-           rtol: float = 1e-4, io: dict | None = None) -> VerifyResult:
+           rtol: float = 1e-4, io: dict | None = None, values: dict | None = None, paths=None) -> VerifyResult:
     """`io`: graph inputs/outputs resized by --allow-io-change, name -> (axis, kept mask, kind).
     The pruned model gets the kept slice of each resized input; its resized outputs are compared
     with the kept slice of the reference's."""
@@ -57,33 +57,38 @@ def verify(pruned: onnx.ModelProto, reference: onnx.ModelProto, input_shapes: di
         return VerifyResult(False, float("nan"), tol, checker,
                             message=f"onnxruntime cannot load the pruned model: {str(exc).splitlines()[0][:200]}")
     sess_r = make_session(reference)
-    result = _compare(sess_p, sess_r, input_shapes, seeds, io, tol, checker, "")
-    if not result.passed or not has_if(reference):
+    result = _compare(sess_p, sess_r, input_shapes, seeds, io, tol, checker, "", values)
+    if not result.passed or paths is None:
         return result
-    # seeded inputs take one branch of each If: run every branch, by inlining all Ifs to it
-    for branch in BRANCHES:
-        try:
-            sess_rb = make_session(inline_ifs(reference, branch))
-            sess_pb = make_session(inline_ifs(pruned, branch))
-        except Exception as exc:
-            return VerifyResult(False, result.max_abs_diff, tol, checker,
-                                message=f"cannot verify the If {branch}es: {str(exc).splitlines()[0][:160]}")
-        branch_result = _compare(sess_pb, sess_rb, input_shapes, seeds, io, tol, checker, f" (If {branch}es)")
-        if not branch_result.passed:
-            return branch_result
-        result.max_abs_diff = max(result.max_abs_diff, branch_result.max_abs_diff)
-        for name, diff in branch_result.outputs.items():
-            result.outputs[name] = max(result.outputs.get(name, 0.0), diff)
-        result.branches.append(branch)
+    # seeded inputs take one path through the Ifs: check every path that reaches another branch
+    for force in paths.forces:
+        if not force:
+            continue
+        where = " (If path " + ", ".join(f"{k}: {b.split('_')[0]}" for k, b in force.items()) + ")"
+        for seed in seeds:
+            feeds = random_feeds(sess_r, input_shapes, seed, values)
+            try:
+                ref_path, taken = trace(reference, feeds, force)
+                sess_rb, sess_pb = make_session(ref_path, quiet=True), make_session(inline_choices(pruned, taken), quiet=True)
+            except Exception as exc:
+                return VerifyResult(False, result.max_abs_diff, tol, checker,
+                                    message=f"cannot verify{where}: {str(exc).splitlines()[0][:160]}")
+            path_result = _compare(sess_pb, sess_rb, input_shapes, (seed,), io, tol, checker, where, values)
+            if not path_result.passed:
+                return path_result
+            result.max_abs_diff = max(result.max_abs_diff, path_result.max_abs_diff)
+            for name, diff in path_result.outputs.items():
+                result.outputs[name] = max(result.outputs.get(name, 0.0), diff)
+        result.paths += 1
     return result
 
 
-def _compare(sess_p, sess_r, input_shapes, seeds, io, tol, checker, where) -> VerifyResult:
+def _compare(sess_p, sess_r, input_shapes, seeds, io, tol, checker, where, values=None) -> VerifyResult:
     names = [o.name for o in sess_r.get_outputs()]
     worst = 0.0
     per_output: dict[str, float] = {}
     for seed in seeds:
-        feeds = random_feeds(sess_r, input_shapes, seed)
+        feeds = random_feeds(sess_r, input_shapes, seed, values)
         try:
             ref = sess_r.run(names, feeds)
         except Exception as exc:

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from ..graph import GraphIndex, iter_nodes, node_label, outer_scope_names, subgraphs
+from ..graph import GraphIndex, attr, iter_nodes, node_label, outer_scope_names, subgraphs
+from ..errors import UsageError
 from ..fold import fold_constants
 from ..handlers import handler_for
-from ..shapes import infer_value_shapes, input_shapes
+from ..control_flow import BRANCHES, all_ifs, if_key
+from ..shapes import input_shapes, probe
 from .atoms import FIXED, Atoms
 from .context import ParamSlice, PropagateContext, Source
 
@@ -62,6 +64,8 @@ class Analysis:
     groups: list[Group]
     io: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    input_values: dict = field(default_factory=dict)  # --input NAME=VALUE, fed wherever inputs are seeded
+    paths: object = None  # control_flow.Paths: the If execution paths verification must cover
 
     def group_of(self) -> dict[int, Group]:
         """Channel class root -> its group."""
@@ -79,11 +83,14 @@ class Analysis:
 
 
 def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None = None,
-                  exclude=(), allow_io_change: bool = False) -> Analysis:
+                  exclude=(), allow_io_change: bool = False, values: dict | None = None) -> Analysis:
     fed = input_shapes(GraphIndex.build(model), shapes or {})
+    for name in values or {}:
+        if name not in fed:
+            raise UsageError(f"--input names '{name}', which is not a model input (inputs: {', '.join(sorted(fed))})")
     model, _ = fold_constants(model)
     index = GraphIndex.build(model, recursive=True)
-    value_shapes = infer_value_shapes(model, fed)
+    value_shapes, paths = probe(model, fed, values)
     ctx = PropagateContext(index=index, shapes=value_shapes, allow_io_change=allow_io_change)
     ctx.descend = lambda graph: [_propagate_node(n, ctx) for n in graph.node]
     for node in model.graph.node:
@@ -97,12 +104,16 @@ def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None
             ctx.block_all(out, f"reaches graph output '{out}' (the model's interface must not change; "
                                f"--allow-io-change resizes it)")
     _apply_exclusions(ctx, set(exclude or ()))
+    if paths is not None:
+        _block_unverifiable_branches(model, ctx, paths)
     groups = _build_groups(ctx)
     _only_state_outputs_resize(ctx, groups)
     notes = [f"{node_label(n)} holds {_count_nodes(n)} nodes in its subgraphs, which are not analysed: "
              f"their channels are not pruned" for n in iter_nodes(model.graph) if subgraphs(n) and n.op_type != "If"]
+    if paths is not None:
+        notes += _unrun_branch_notes(model, ctx, paths)
     return Analysis(model, index, fed, value_shapes, ctx.atoms, ctx.dims, ctx.params, ctx.sources, ctx.hooks, groups,
-                    ctx.io, notes)
+                    ctx.io, notes, dict(values or {}), paths)
 
 
 def _count_nodes(node) -> int:
@@ -134,6 +145,42 @@ def _propagate_node(node: onnx.NodeProto, ctx: PropagateContext) -> None:
     for p in ctx.params[before:]:
         if not ctx.index.is_const(p.tensor):
             ctx.block(p.labels, f"{node_label(node)}: parameter '{p.tensor}' is computed at run time")
+
+
+def _unrun_branch_notes(model, ctx: PropagateContext, paths) -> list[str]:
+    """One note per branch that could not run and holds channel sources; the others (often the
+    rank checks an exporter wraps around each layer) are only counted."""
+    source_nodes = {id(s.node) for s in ctx.sources}
+    notes, quiet = [], 0
+    for node, _ in all_ifs(model.graph):
+        for branch in BRANCHES:
+            error = paths.failed.get((if_key(node), branch))
+            if error is None:
+                continue
+            if any(id(n) in source_nodes for n in iter_nodes(attr(node, branch))):
+                notes.append(f"If '{if_key(node)}' {branch} could not run on the seeded inputs ({error[:100]}); "
+                             f"its channels are not pruned (give --input/--shape values that select it)")
+            else:
+                quiet += 1
+    if quiet:
+        notes.append(f"{quiet} more If branch(es) without channel sources cannot run on these inputs (not pruned)")
+    return notes
+
+
+def _block_unverifiable_branches(model, ctx: PropagateContext, paths) -> None:
+    """A branch no seeded path can run cannot be verified: nothing inside it may change."""
+    for node, _ in all_ifs(model.graph):
+        for branch in BRANCHES:
+            if (if_key(node), branch) not in paths.failed:
+                continue
+            reason = f"If '{if_key(node)}' {branch} cannot run on the seeded inputs, so it cannot be verified"
+            inside = {id(n) for n in iter_nodes(attr(node, branch))}
+            for n in iter_nodes(attr(node, branch)):
+                for out in n.output:
+                    ctx.block_all(out, reason)
+            for p in ctx.params:
+                if id(p.node) in inside:
+                    ctx.block(p.labels, reason)
 
 
 def _apply_exclusions(ctx: PropagateContext, exclude: set[str]) -> None:

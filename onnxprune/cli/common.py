@@ -19,6 +19,12 @@ def shape_option(f):
                         help="Concrete dims for an input with symbolic dims (repeatable).")(f)
 
 
+def input_option(f):
+    return click.option("--input", "inputs", multiple=True, metavar="NAME=V1[,V2...]",
+                        help="Feed these values to an input instead of seeded random ones, e.g. the sample "
+                             "rate that selects a branch (--input sr=16000; repeatable).")(f)
+
+
 def verbose_option(f):
     return click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and details.")(f)
 

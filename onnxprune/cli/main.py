@@ -12,7 +12,8 @@ from ..errors import UsageError
 from ..io import check_output_path, load_model
 from ..plan import Plan, group_names
 from ..scoring import CRITERIA
-from .common import human, run_command, shape_option, table, verbose_option, write_json
+from ..shapes import parse_input_values
+from .common import human, input_option, run_command, shape_option, table, verbose_option, write_json
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,15 +29,17 @@ def _load(path):
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @shape_option
+@input_option
 @click.option("--exclude", multiple=True, metavar="NAME", help="Node or initializer to leave alone (repeatable).")
 @click.option("--allow-io-change", is_flag=True, help="Let groups that reach graph inputs/outputs be pruned.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the analysis as JSON.")
 @verbose_option
 @run_command("inspect")
-def inspect(model, shapes, exclude, allow_io_change, json_path, verbose):
+def inspect(model, shapes, inputs, exclude, allow_io_change, json_path, verbose):
     """Show the prunable groups of MODEL (and why the others are blocked)."""
     onnx_model = _load(model)
-    analysis = analyze(onnx_model, shapes=shapes, exclude=exclude, allow_io_change=allow_io_change)
+    analysis = analyze(onnx_model, shapes=shapes, exclude=exclude, allow_io_change=allow_io_change,
+                       inputs=parse_input_values(inputs))
     stats = model_stats(onnx_model, analysis.shapes)
     names = group_names(analysis)
     rows = []
@@ -74,6 +77,7 @@ def inspect(model, shapes, exclude, allow_io_change, json_path, verbose):
               help="Keep a multiple of N channels per group (4: measured fastest on ORT CPU, see benchmarks/results/round_to.md).")
 @click.option("--exclude", multiple=True, metavar="NAME", help="Node or initializer to leave alone (repeatable).")
 @shape_option
+@input_option
 @click.option("--plan", "plan_path", type=click.Path(exists=True, dir_okay=False), help="Replay a saved plan.")
 @click.option("--save-plan", type=click.Path(dir_okay=False), help="Write the kept channels as a JSON plan.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write a JSON report.")
@@ -85,7 +89,7 @@ def inspect(model, shapes, exclude, allow_io_change, json_path, verbose):
 @click.option("--force", is_flag=True, help="Write the output even if verification fails.")
 @verbose_option
 @run_command("prune")
-def prune_cmd(model, output, ratio, criterion, global_ranking, round_to, exclude, shapes, plan_path, save_plan,
+def prune_cmd(model, output, ratio, criterion, global_ranking, round_to, exclude, shapes, inputs, plan_path, save_plan,
               report, allow_io_change, atol, rtol, seed, no_verify, force, verbose):
     """Prune MODEL and write OUTPUT (verified against the reference model by default)."""
     if not 0.0 <= ratio < 1.0:
@@ -97,7 +101,7 @@ def prune_cmd(model, output, ratio, criterion, global_ranking, round_to, exclude
     onnx_model = _load(model)
     config = PruneConfig(ratio=ratio, criterion=criterion, global_ranking=global_ranking, round_to=round_to,
                          exclude=tuple(exclude), shapes=shapes, verify=not no_verify, atol=atol, rtol=rtol,
-                         seed=seed, allow_io_change=allow_io_change, plan=plan)
+                         seed=seed, allow_io_change=allow_io_change, plan=plan, inputs=parse_input_values(inputs))
     result = prune(onnx_model, config=config)
     print_summary(result, Path(model).stat().st_size)
     if report:
@@ -138,8 +142,10 @@ def print_summary(result, file_size_before: int | None = None) -> None:
     if v is None:
         click.echo("verify: skipped (--no-verify)")
     elif v.passed:
+        paths = f"; {v.paths} more If path(s) forced and checked" if v.paths else ""
         click.echo(f"verify: passed, max |pruned - reference| = {v.max_abs_diff:.3g} "
-                   f"(atol {v.tolerance['atol']:g}, rtol {v.tolerance['rtol']:g}); checker {v.checker}; onnxruntime loads it")
+                   f"(atol {v.tolerance['atol']:g}, rtol {v.tolerance['rtol']:g}); checker {v.checker}; "
+                   f"onnxruntime loads it{paths}")
     else:
         click.echo(f"verify: FAILED: {v.message}")
 
