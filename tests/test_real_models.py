@@ -76,3 +76,13 @@ def test_pruned_file_roundtrip(real_model, tmp_path):
     assert [i.name for i in back.graph.input] == [i.name for i in model.graph.input]
     onnx.checker.check_model(back, full_check=True)
     assert np.isfinite(result.verify.max_abs_diff)
+
+
+def test_tf2onnx_bidirectional_lstms(real_model):
+    """openwakeword 0.4.0's hey_mycroft: tf2onnx's bidirectional LSTMs start from a Concat of
+    Unsqueezed zero tensors (recognised as zero, dropped) and read the batch size through a
+    Shape -> Gather(permutation) -> Slice chain (only the batch entry is read: not blocking)."""
+    model = load_model(real_model("hey_mycroft_v0.1"))
+    result = assert_pruned_ok(model, ratio=0.5, shapes={"input_1": [1, 16, 96]})
+    kept = {layer["node"]: layer["channels_after"] for layer in result.layers if layer["op"] == "LSTM"}
+    assert kept == {"LSTM__203": 32, "LSTM__167": 16}

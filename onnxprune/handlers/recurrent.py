@@ -80,20 +80,29 @@ class RecurrentHandler(Handler):
                 node.input[i] = ""
 
 
-def is_zero_state(index, name: str) -> bool:
-    """True for an initial state that is provably all zeros but built at run time, as the
-    TorchScript exporter does: Expand(zeros, Concat(..., Gather(Shape(x)), ...)) for the batch size.
-    An absent initial state means zeros, so the input can simply be dropped."""
+_MOVES_DATA = {"Expand", "Unsqueeze", "Squeeze", "Reshape", "Transpose", "Identity", "Cast", "Tile", "Slice",
+               "Gather", "Flatten"}  # input 0 is the data; zeros in, zeros out
+
+
+def is_zero_state(index, name: str, depth: int = 8) -> bool:
+    """True for an initial state that is provably all zeros but built at run time: TorchScript's
+    Expand(zeros, Concat(..., Gather(Shape(x)), ...)) for the batch size, tf2onnx's Concat of
+    Unsqueezed zero tensors for both directions. An absent initial state means zeros, so the
+    input can simply be dropped."""
+    value = index.const(name)
+    if value is not None:
+        return not np.any(value)
     producer = index.producer.get(name)
-    if producer is None:
+    if producer is None or depth == 0:
         return False
     node = producer[0]
-    if node.op_type == "Expand":
-        data = index.const(node.input[0])
-        return data is not None and not np.any(data)
     if node.op_type == "ConstantOfShape":
         value = next((a.t for a in node.attribute if a.name == "value"), None)
         return value is None or not np.any(onnx.numpy_helper.to_array(value))
+    if node.op_type == "Concat":
+        return all(is_zero_state(index, i, depth - 1) for i in node.input if i)
+    if node.op_type in _MOVES_DATA:
+        return is_zero_state(index, node.input[0], depth - 1)
     return False
 
 

@@ -463,3 +463,25 @@ def test_shape_of_a_tracked_tensor_as_graph_output_blocks():
     an = onnxprune.analyze(m)
     assert any(producer(m, sh).name in why for why in group_for(an, m, a).blocked_by)
     prune_ok(m, ratio=0.5, expect_removed=False)
+
+
+def test_shape_entries_followed_through_gather_permutation_and_slice():
+    """tf2onnx reads the batch size as Shape -> Gather([1, 0, 2]) -> Slice(0:1): the channel
+    entry is moved but never computed with, so the channels stay prunable. Slicing out the
+    channel entry instead must block."""
+    import numpy as np
+    from onnxprune import analyze
+    from builders import GraphBuilder
+
+    for start, prunable in ((1, True), (0, False)):  # position 1 holds entry 0 (batch), 0 holds 1 (channels)
+        b = GraphBuilder(seed=150, opset=17)
+        x = b.input("x", [1, 3, 8, 8])
+        a = b.conv(x, 3, 8)
+        perm = b.op("Gather", [b.op("Shape", [a]), b.const(np.array([1, 0, 2, 3]), "perm", np.int64)], axis=0)
+        part = b.op("Slice", [perm, b.const(np.array([start]), "s", np.int64), b.const(np.array([start + 1]), "e", np.int64)])
+        shape = b.op("Concat", [part, b.const(np.array([8, 8, 8]), "rest", np.int64)], axis=0)
+        y = b.op("Add", [b.conv(a, 8, 8, k=1), b.op("ConstantOfShape", [shape])])
+        m = b.model([y])
+        groups = analyze(m).groups
+        first = next(g for g in groups if a in [s.output for s in g.sources])
+        assert first.prunable is prunable, first.blocked_by
