@@ -18,7 +18,7 @@ from . import DataConfig, DataError, Example
 from .audio import read_audio
 from .fit import fit_features, input_specs, is_waveform, shape_text, waveform_feeds
 from .sources import Item, discover
-from .split import check, keep
+from .split import check, keep_fn
 
 DEFAULT_RATE = 16000
 
@@ -31,10 +31,11 @@ def load_examples(model, config: DataConfig):
     _check_config(config)
     model = _model(model)
     kind, items = discover(config.path)
+    keep = keep_fn(config, item_keys(kind, items) if config.subset else ())
     if kind == "dumps":
-        examples = _dump_examples(model, config, items)
+        examples = _dump_examples(model, config, items, keep)
     else:
-        examples = _audio_examples(model, config, [it for it in items if keep(it.key, config)])
+        examples = _audio_examples(model, config, [it for it in items if keep(it.key)])
     count = 0
     for ex in examples:
         if config.limit is not None and count >= config.limit:
@@ -112,6 +113,11 @@ def _progress(items: list):
         yield from bar
 
 
+def item_keys(kind: str, items: list[Item]) -> list[str]:
+    """The split keys: one per audio item, one per dump row."""
+    return [k for it in items for k in dump_keys(it)] if kind == "dumps" else [it.key for it in items]
+
+
 def dump_keys(item: Item) -> list[str]:
     """Split keys of a dump file's rows (its first axis), read without loading the arrays."""
     try:
@@ -123,15 +129,15 @@ def dump_keys(item: Item) -> list[str]:
     return [f"{item.key}[{i}]" for i in range(rows)]
 
 
-def _dump_examples(model: onnx.ModelProto, config: DataConfig, items: list[Item]):
+def _dump_examples(model: onnx.ModelProto, config: DataConfig, items: list[Item], keep):
     specs = input_specs(model, config.shapes)
     for item in _progress(items):
-        for i, ex in enumerate(_read_dump(item.path, specs)):
-            if keep(f"{item.key}[{i}]", config):
+        for i, ex in enumerate(_read_dump(item.path, specs, item.key)):
+            if keep(f"{item.key}[{i}]"):
                 yield ex
 
 
-def _read_dump(f: Path, specs):
+def _read_dump(f: Path, specs, key: str):
     """An .npz maps input names to arrays whose first axis indexes examples (an optional `label`
     array beside them); an .npy is one such array for a single-input model. An array with one
     dim fewer than the input is a single example."""
@@ -160,4 +166,4 @@ def _read_dump(f: Path, specs):
     for i in range(count):
         label = None if labels is None else str(labels[i])
         yield Example({n: arrays[n][i:i + 1] for n in names}, label=label, source=f"{f}[{i}]",
-                      meta={"key": f"{f}[{i}]"})
+                      meta={"key": f"{key}[{i}]"})

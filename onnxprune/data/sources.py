@@ -52,9 +52,10 @@ def discover(root: str) -> tuple[str, list[Item]]:
 
 
 def _folder_item(p: Path, root: Path) -> Item:
-    """Speech-Commands layout: the label is the name of the folder holding the file."""
-    label = p.parent.name if p.parent != root else None
-    return Item(p, p.relative_to(root).as_posix(), label=label)
+    """Speech-Commands layout: the label is the class folder under the root (root/yes/x.wav is
+    "yes"; so is root/yes/speaker1/x.wav); a file directly in the root has no label."""
+    rel = p.relative_to(root)
+    return Item(p, rel.as_posix(), label=rel.parts[0] if len(rel.parts) > 1 else None)
 
 
 def _manifest(path: Path):
