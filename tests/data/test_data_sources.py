@@ -97,3 +97,17 @@ def test_dumps_folder_and_per_example_arrays(tmp_path):
 def test_soundfile_reads_what_the_fixture_wrote(speech_commands):
     info = sf.info(str(speech_commands / "no" / "c.wav"))
     assert info.channels == 2 and info.samplerate == 8000
+
+
+def test_progress_bar_only_on_a_terminal(speech_commands, monkeypatch):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    fake = Terminal()
+    monkeypatch.setattr(sys, "stderr", fake)
+    assert len(list(load_examples(waveform_model([1, 16000]), DataConfig(str(speech_commands))))) == 4
+    assert "reading data" in fake.getvalue()
