@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import save, tone, waveform_model, write
+from audio_fixtures import tone, waveform_model, write
 
 from onnxprune.data import DataConfig, DataError, load_examples
 from onnxprune.runtime import make_session

@@ -9,7 +9,7 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import feature_model, framing_frontend, save, tone, waveform_model, write
+from audio_fixtures import feature_model, framing_frontend, save, tone, waveform_model, write
 
 from onnxprune.cli.common import run_command, verbose_option
 from onnxprune.cli.data_options import data_options

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import feature_model, framing_frontend, save, tone, waveform_model, write
+from audio_fixtures import feature_model, framing_frontend, save, tone, waveform_model, write
 from onnx import TensorProto
 
 from onnxprune.data import DataConfig, DataError, load_examples

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import tone, write
+from audio_fixtures import tone, write
 
 from onnxprune.data import DataConfig, load_examples
 from onnxprune.data.frontend import with_affine
@@ -19,7 +19,7 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 
 
 def test_with_affine_scales_input_and_output(tmp_path):
-    from conftest import framing_frontend
+    from audio_fixtures import framing_frontend
 
     base = framing_frontend()
     wrapped = with_affine(base, in_scale=3.0, out_scale=0.1, out_shift=2.0)

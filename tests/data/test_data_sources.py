@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import save, tone, waveform_model, write
+from audio_fixtures import save, tone, waveform_model, write
 
 from onnxprune.data import DataConfig, DataError, load_examples
 from onnxprune.data.audio import read_audio, to_dtype

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tone, waveform_model, write
+from audio_fixtures import tone, waveform_model, write
 
 from onnxprune.data import DataConfig, DataError, load_examples, split_counts, split_examples
 from onnxprune.data.split import eval_keys
