@@ -31,6 +31,8 @@ class DataConfig:
     hop: float | None = None         # seconds between windows (default: window)
     limit: int | None = None         # at most this many examples
     shapes: dict | None = None       # concrete input shapes (as from --shape)
+    subset: str | None = None        # None: all; "calib"/"eval": one side of the held-out split
+    holdout: float = 0.2             # fraction of source files on the "eval" side (see split.py)
 
 
 @dataclass
@@ -48,3 +50,17 @@ def load_examples(model, config: DataConfig) -> Iterator[Example]:
     from .readers import load_examples as _load
 
     return _load(model, config)
+
+
+def split_examples(config: DataConfig) -> tuple[DataConfig, DataConfig]:
+    """(calibration, evaluation) configs over `config.path`: disjoint, deterministic (split.py)."""
+    from .split import split_examples as _split
+
+    return _split(config)
+
+
+def split_counts(config: DataConfig) -> dict[str, int]:
+    """{"calib": n, "eval": m}: source files (dump rows) on each side of the split."""
+    from .split import split_counts as _counts
+
+    return _counts(config)
