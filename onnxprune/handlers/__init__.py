@@ -1,6 +1,7 @@
 """Per-op knowledge. Importing this package registers every handler module."""
 
 from . import (  # noqa: F401  (imported for registration)
+    attention,
     control_flow,
     conv,
     elementwise,
