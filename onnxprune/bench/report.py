@@ -111,3 +111,25 @@ def jsonable(x):
     if isinstance(x, (list, tuple)):
         return [jsonable(v) for v in x]
     return x
+
+
+def sweep_rows(sweep: dict):
+    headers = ["ratio", "params", "MACs", "p50 ms", "speedup", sweep["quality_metric"], "Pareto (latency)", "Pareto (MACs)", "file"]
+    out = []
+    for p in sweep["points"]:
+        out.append([f"{p['ratio']:g}", human(p["params"]), human(p["macs"]) if p["macs"] is not None else "-",
+                    _f(p["p50_ms"]), _f(p["speedup"], "{:.2f}x"), _f(p["quality"], "{:.4f}"),
+                    "yes" if p.get("pareto_p50_ms") else "", "yes" if p.get("pareto_macs") else "",
+                    p["path"].rsplit("/", 1)[-1]])
+    return out, headers
+
+
+def sweep_markdown(sweep: dict, command: str | None = None) -> str:
+    lines = [f"Machine: {header_line(sweep['bench'])}", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    lines += _md_table(*sweep_rows(sweep))
+    for f in sweep["failed"]:
+        lines.append(f"\nratio {f['ratio']:g}: verification FAILED, not benchmarked ({f['message']})")
+    lines += ["", "Benchmark detail:", ""] + markdown(sweep["bench"]).splitlines()[2:]
+    return "\n".join(lines) + "\n"

@@ -151,3 +151,7 @@ main.add_command(demo)
 from .bench import bench  # noqa: E402
 
 main.add_command(bench)
+
+from .sweep import sweep  # noqa: E402
+
+main.add_command(sweep)
