@@ -7,6 +7,7 @@ otherwise fidelity to the original on the same inputs (top-1 agreement by defaul
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 from ..api import PruneConfig, prune
@@ -58,8 +59,23 @@ def quality_of(entry: dict, task: str | None, fidelity_key: str) -> tuple[str, f
 
 def run_sweep(model_path: str, ratios: list[float], prune_cfg: PruneConfig, bench_cfg: BenchConfig,
               out_dir: str, fidelity_key: str = "top1") -> dict:
+    """Sweep results as a JSON-able dict. On any error the files it wrote (and `out_dir`, if it
+    created it) are removed, so a failed sweep leaves no partial output."""
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    try:
+        return _sweep(model_path, ratios, prune_cfg, bench_cfg, out, fidelity_key, written)
+    except BaseException:
+        for f in written:
+            f.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _sweep(model_path, ratios, prune_cfg, bench_cfg, out: Path, fidelity_key: str, written: list) -> dict:
     model = load_model(model_path)
     stem = Path(model_path).stem
     paths, names, points, failed = [str(model_path)], ["original"], [], []
@@ -73,6 +89,7 @@ def run_sweep(model_path: str, ratios: list[float], prune_cfg: PruneConfig, benc
             failed.append({"ratio": ratio, "message": v.message})
             continue
         target = out / f"{stem}_r{round(ratio * 100):02d}.onnx"
+        written.append(target)
         save_model(result.model, target)
         name = f"r={ratio:g}"
         paths.append(str(target))

@@ -139,3 +139,9 @@ def test_sweep_writes_json_markdown_png(kws_pair, tmp_path):
 def test_sweep_bad_ratios_exit_2(kws_pair, tmp_path):
     r = run("sweep", kws_pair[0], "--ratios", "0.5,1.5", "--out", tmp_path / "s")
     assert r.returncode == 2 and "--ratios" in r.stderr and not (tmp_path / "s").exists()
+
+
+def test_sweep_error_leaves_no_output_dir(kws_pair, tmp_path):
+    out = tmp_path / "s"
+    r = run("sweep", kws_pair[0], "--ratios", "0.5", "--shape", "nosuch:1,2", "--out", out)
+    assert r.returncode == 2 and "nosuch" in r.stderr and not out.exists()
