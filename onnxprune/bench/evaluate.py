@@ -41,6 +41,7 @@ class BenchConfig:
     output: str | None = None        # output used for fidelity and task metrics (default: the first)
     fidelity_inputs: int = 8         # seeded inputs for fidelity without --data
     memory: bool = True
+    spin: bool = True                # False: idle intra-op workers sleep instead of busy-waiting
     names: tuple[str, ...] = field(default_factory=tuple)  # display names (default: file names)
 
     def check(self) -> None:
@@ -72,7 +73,7 @@ def machine_info(provider: str, cfg: BenchConfig) -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "onnxruntime": ort.__version__, "provider": provider,
             "threads": cfg.threads or "default", "inter_threads": cfg.inter_threads or "default",
-            "opt_level": cfg.opt_level}
+            "opt_level": cfg.opt_level, "spinning": cfg.spin}
 
 
 class _Model:
@@ -85,7 +86,7 @@ class _Model:
         t0 = time.perf_counter()
         try:
             self.session = create_session(self.path, provider, threads=cfg.threads, inter_threads=cfg.inter_threads,
-                                          opt_level=cfg.opt_level, model_name=name)
+                                          opt_level=cfg.opt_level, model_name=name, spin=cfg.spin)
         except UsageError:
             raise
         except Exception as exc:
@@ -140,7 +141,8 @@ def run_bench(models: list[str], cfg: BenchConfig) -> dict:
                  "latency": summarize(t), "inputs": m.shapes, "output": m.output}
         if cfg.memory:
             entry["memory"] = memory.measure(m.path, provider=provider, shapes=m.shapes, threads=cfg.threads,
-                                             inter_threads=cfg.inter_threads, opt_level=cfg.opt_level, seed=cfg.seed)
+                                             inter_threads=cfg.inter_threads, opt_level=cfg.opt_level, seed=cfg.seed,
+                                             spin=cfg.spin)
         results.append(entry)
     _add_ratios(results)
     outputs = [m.outputs(feeds) for m, feeds in zip(loaded, feed_sets)]

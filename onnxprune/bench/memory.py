@@ -43,7 +43,8 @@ def measure_child(spec: dict) -> dict:
 
     before = _status_kb("VmRSS") or _peak_kb()
     session = create_session(spec["model"], spec["provider"], threads=spec.get("threads", 0),
-                             inter_threads=spec.get("inter_threads", 0), opt_level=spec.get("opt_level", "all"))
+                             inter_threads=spec.get("inter_threads", 0), opt_level=spec.get("opt_level", "all"),
+                             spin=spec.get("spin", True))
     feeds = random_feeds(session, spec.get("shapes", {}), seed=spec.get("seed", 0))
     for _ in range(spec.get("runs", 5)):
         session.run(None, feeds)
@@ -52,10 +53,10 @@ def measure_child(spec: dict) -> dict:
 
 
 def measure(model_path: str, *, provider: str, shapes: dict, threads: int = 0, inter_threads: int = 0,
-            opt_level: str = "all", seed: int = 0, runs: int = 5, timeout: float = 300) -> dict:
+            opt_level: str = "all", seed: int = 0, runs: int = 5, timeout: float = 300, spin: bool = True) -> dict:
     """Peak memory of `model_path` in a child process; {"error": ...} if the child fails."""
     spec = {"model": str(model_path), "provider": provider, "shapes": shapes, "threads": threads,
-            "inter_threads": inter_threads, "opt_level": opt_level, "seed": seed, "runs": runs}
+            "inter_threads": inter_threads, "opt_level": opt_level, "seed": seed, "runs": runs, "spin": spin}
     proc = subprocess.run([sys.executable, "-m", "onnxprune.bench.memory", json.dumps(spec)],
                           capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:

@@ -65,9 +65,11 @@ OPT_LEVELS = ("disable", "basic", "extended", "all")
 
 
 def create_session(model, full: str, *, threads: int = 0, inter_threads: int = 0, opt_level: str = "all",
-                   model_name: str = "model"):
+                   model_name: str = "model", spin: bool = True):
     """A session on exactly `full`. `inter_threads` > 0 switches to the parallel executor, the only
-    one that uses inter-op threads."""
+    one that uses inter-op threads. `spin=False` stops idle intra-op workers from busy-waiting:
+    with several multi-threaded sessions interleaved on few cores, one session's spinning workers
+    otherwise steal the cores the next session's workers need."""
     import onnx
     import onnxruntime as ort
 
@@ -75,6 +77,9 @@ def create_session(model, full: str, *, threads: int = 0, inter_threads: int = 0
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     if inter_threads:
         opts.inter_op_num_threads = inter_threads
         opts.execution_mode = ort.ExecutionMode.ORT_PARALLEL

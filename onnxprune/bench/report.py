@@ -69,7 +69,7 @@ def task_rows(result: dict):
 def header_line(result: dict) -> str:
     mc = result["machine"]
     return (f"{mc['provider']} | {mc['cpu']} ({mc['cores']} cores) | onnxruntime {mc['onnxruntime']} | "
-            f"threads {mc['threads']} | opt {mc['opt_level']} | {result['timing']['inputs']}")
+            f"threads {mc['threads']}{'' if mc.get('spinning', True) else ' (no spin)'} | opt {mc['opt_level']} | {result['timing']['inputs']}")
 
 
 def terminal(result: dict) -> str:

@@ -24,6 +24,8 @@ def session_options(f):
         click.option("--threads", type=int, default=0, show_default=True, help="Intra-op threads (0: all cores)."),
         click.option("--inter-threads", type=int, default=0, show_default=True,
                      help="Inter-op threads (>0 selects the parallel executor)."),
+        click.option("--no-spin", is_flag=True,
+                     help="Idle intra-op workers sleep instead of spinning (fairer A/B with --threads > 1 on few cores)."),
         click.option("--opt-level", type=click.Choice(OPT_LEVELS), default="all", show_default=True),
         click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs per model."),
         click.option("--runs", type=int, default=100, show_default=True, help="Timed runs per model."),
@@ -65,7 +67,7 @@ def bench_config(kw: dict, data) -> BenchConfig:
     return BenchConfig(provider=kw["provider"], threads=kw["threads"], inter_threads=kw["inter_threads"],
                        opt_level=kw["opt_level"], warmup=kw["warmup"], runs=kw["runs"], duration=kw["duration"],
                        shapes=tuple(kw["shapes"]), seed=kw["seed"], data=data, task=task, output=kw["output_name"],
-                       memory=not kw["no_memory"])
+                       memory=not kw["no_memory"], spin=not kw["no_spin"])
 
 
 def command_line() -> str:
