@@ -24,8 +24,23 @@ def _pretty(metric: str) -> str:
             .replace("fidelity snr_db vs original", "SNR vs the original (dB)").replace("_", " "))
 
 
+def _plottable(points: list[dict]) -> list[dict]:
+    """Points with a finite quality; an infinite one (SNR of an identical model) is drawn just
+    beyond the best finite value and labelled as such."""
+    finite = [p["quality"] for p in points if _finite(p["quality"])]
+    out = []
+    for p in points:
+        if _finite(p["quality"]):
+            out.append(p)
+        elif p["quality"] is not None and finite:
+            span = (max(finite) - min(finite)) or 1.0
+            edge = max(finite) + 0.15 * span if p["quality"] > 0 else min(finite) - 0.15 * span
+            out.append({**p, "quality": edge, "note": "∞: identical"})
+    return out
+
+
 def plot_sweep(sweep: dict, path: str) -> None:
-    pts = [p for p in sweep["points"] if _finite(p["quality"])]
+    pts = _plottable(sweep["points"])
     mc = sweep["bench"]["machine"]
     timing = sweep["bench"]["timing"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), constrained_layout=True)
@@ -44,6 +59,8 @@ def plot_sweep(sweep: dict, path: str) -> None:
         for rank, i in enumerate(sorted(range(len(pts)), key=lambda i: (xs[i], ys[i]))):
             p = pts[i]
             text = "original" if p["ratio"] == 0 else f"r={p['ratio']:g}"
+            if p.get("note"):
+                text += f" ({p['note']})"
             if cost == "p50_ms" and p["ratio"] != 0:
                 text += f"\n{p['speedup']:.2f}x"
             ax.annotate(text, (xs[i], ys[i]), textcoords="offset points", xytext=_OFFSETS[rank % len(_OFFSETS)],
@@ -52,8 +69,8 @@ def plot_sweep(sweep: dict, path: str) -> None:
         ax.set_xlabel(label)
         ax.set_ylabel(_pretty(sweep["quality_metric"]) + (" (higher is better)" if sweep["higher_is_better"] else " (lower is better)"))
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right" if sweep["higher_is_better"] else "upper right", fontsize=9)
-        ax.set_xlim(0, max(xs) * 1.12 if xs else 1)
+        ax.legend(loc="best", fontsize=9, framealpha=0.8)
+        ax.set_xlim(0, max(xs) * 1.25 if xs else 1)
         lo, hi = min(ys), max(ys)
         pad = (hi - lo) * 0.15 or abs(hi) * 0.1 or 0.1
         ax.set_ylim(lo - pad, hi + 1.8 * pad)
