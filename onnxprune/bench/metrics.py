@@ -15,7 +15,6 @@ Fidelity compares a model's outputs with a baseline's on the same inputs:
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import numpy as np
 
@@ -142,7 +141,3 @@ def wer_cer(references: list[str], hypotheses: list[str]) -> dict:
     return {"wer": float(jiwer.wer(refs, hypotheses)), "cer": float(jiwer.cer(refs, hypotheses)),
             "utterances": len(refs)}
 
-
-def majority_share(labels: list) -> float:
-    """Accuracy of always guessing the most common class (context for a reported accuracy)."""
-    return Counter(labels).most_common(1)[0][1] / len(labels) if labels else 0.0
