@@ -2,7 +2,7 @@
 
 Measuring in the benchmarking process would mix every model's allocations (and Python's) into one
 high-water mark that never goes down. A child process per model imports onnxruntime, records its
-resident set (VmRSS), creates the session, runs the model a few times and reads the high-water mark
+resident set (VmRSS), creates the session, runs the model a few times on seeded inputs and reads the high-water mark
 (VmHWM, Linux; ru_maxrss elsewhere). `peak_rss_mb` is that whole-process peak; `session_mb` is the
 peak minus the resident set before the session existed, i.e. what this model's session costs
 (weights, arena, plans). Run as `python -m onnxprune.bench.memory SPEC_JSON`."""
