@@ -153,3 +153,11 @@ def print_summary(result, file_size_before: int | None = None) -> None:
 from .demo import demo  # noqa: E402  (registers the command)
 
 main.add_command(demo)
+
+from .bench import bench  # noqa: E402
+
+main.add_command(bench)
+
+from .sweep import sweep  # noqa: E402
+
+main.add_command(sweep)

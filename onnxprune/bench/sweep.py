@@ -1,0 +1,117 @@
+"""Prune one model at several ratios (each verified), benchmark every result against the original
+in one interleaved run, and rank them by quality against cost.
+
+Quality is the task metric when labelled data is given (accuracy, detection rate, F1, WER) and
+otherwise fidelity to the original on the same inputs (top-1 agreement by default)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from ..api import PruneConfig, prune
+from ..errors import UsageError
+from ..io import load_model, save_model
+from .evaluate import BenchConfig, run_bench
+
+# task -> (metric key, higher is better)
+TASK_QUALITY = {"classify": ("accuracy", True), "wakeword": ("detection_rate", True), "vad": ("f1", True),
+                "ctc": ("wer", False)}
+FIDELITY_QUALITY = {"top1": ("top1_agreement", True), "cosine": ("cosine", True), "snr": ("snr_db", True),
+                    "kl": ("kl", False)}
+
+
+def parse_ratios(text: str) -> list[float]:
+    try:
+        ratios = [float(r) for r in text.split(",") if r.strip()]
+    except ValueError:
+        raise UsageError(f"--ratios '{text}': expected numbers like 0,0.25,0.5") from None
+    bad = [r for r in ratios if not 0.0 <= r < 1.0]
+    if not ratios or bad:
+        raise UsageError(f"--ratios '{text}': every ratio must satisfy 0 <= ratio < 1")
+    return sorted(set(ratios))
+
+
+def pareto_front(costs: list[float], qualities: list[float], higher_better: bool = True) -> list[int]:
+    """Indices of points no other point beats: cost <= and quality at least as good, one strictly."""
+    sign = 1 if higher_better else -1
+    front = []
+    for i, (c, q) in enumerate(zip(costs, qualities)):
+        dominated = any(c2 <= c and sign * q2 >= sign * q and (c2 < c or sign * q2 > sign * q)
+                        for j, (c2, q2) in enumerate(zip(costs, qualities)) if j != i)
+        if not dominated:
+            front.append(i)
+    return front
+
+
+def quality_of(entry: dict, task: str | None, fidelity_key: str) -> tuple[str, float | None, bool]:
+    """(metric name, value, higher is better) of one bench entry; the original has perfect fidelity."""
+    if task:
+        key, higher = TASK_QUALITY[task]
+        return f"{task} {key}", entry["task"].get(key), higher
+    key, higher = FIDELITY_QUALITY[fidelity_key]
+    if "fidelity" not in entry:  # the original itself
+        perfect = {"top1_agreement": 1.0, "cosine": 1.0, "snr_db": float("inf"), "kl": 0.0}
+        return f"fidelity {key} vs original", perfect[key], higher
+    return f"fidelity {key} vs original", entry["fidelity"].get(key), higher
+
+
+def run_sweep(model_path: str, ratios: list[float], prune_cfg: PruneConfig, bench_cfg: BenchConfig,
+              out_dir: str, fidelity_key: str = "top1") -> dict:
+    """Sweep results as a JSON-able dict. On any error the files it wrote (and `out_dir`, if it
+    created it) are removed, so a failed sweep leaves no partial output."""
+    out = Path(out_dir)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    try:
+        return _sweep(model_path, ratios, prune_cfg, bench_cfg, out, fidelity_key, written)
+    except BaseException:
+        for f in written:
+            f.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _sweep(model_path, ratios, prune_cfg, bench_cfg, out: Path, fidelity_key: str, written: list) -> dict:
+    model = load_model(model_path)
+    stem = Path(model_path).stem
+    paths, names, points, failed = [str(model_path)], ["original"], [], []
+    for ratio in ratios:
+        if ratio == 0:
+            points.append({"ratio": 0.0, "model": "original", "path": str(model_path)})
+            continue
+        result = prune(model, config=dataclasses.replace(prune_cfg, ratio=ratio))
+        v = result.verify
+        if v is not None and not v.passed:
+            failed.append({"ratio": ratio, "message": v.message})
+            continue
+        target = out / f"{stem}_r{round(ratio * 100):02d}.onnx"
+        written.append(target)
+        save_model(result.model, target)
+        name = f"r={ratio:g}"
+        paths.append(str(target))
+        names.append(name)
+        points.append({"ratio": ratio, "model": name, "path": str(target),
+                       "max_abs_diff_vs_reference": v.max_abs_diff if v else None,
+                       "resized_io": result.resized_io})
+    if 0.0 not in ratios:
+        points.insert(0, {"ratio": 0.0, "model": "original", "path": str(model_path)})
+    bench = run_bench(paths, dataclasses.replace(bench_cfg, names=tuple(names)))
+    by_name = {m["name"]: m for m in bench["models"]}
+    for p in points:
+        m = by_name[p["model"]]
+        metric, value, higher = quality_of(m, bench["task"], fidelity_key)
+        p.update(p50_ms=m["latency"]["p50_ms"], speedup=m["speedup"], macs=m["macs"], params=m["params"],
+                 size_bytes=m["size_bytes"], quality=value)
+    metric, _, higher = quality_of(by_name["original"], bench["task"], fidelity_key)
+    usable = [p for p in points if p["quality"] is not None]
+    for cost in ("p50_ms", "macs"):
+        front = pareto_front([p[cost] or 0 for p in usable], [p["quality"] for p in usable], higher)
+        for i, p in enumerate(usable):
+            p[f"pareto_{cost}"] = i in front
+    return {"model": str(model_path), "quality_metric": metric, "higher_is_better": higher, "points": points,
+            "failed": failed, "prune": {k: v for k, v in dataclasses.asdict(prune_cfg).items() if k not in ("plan", "ratio")},
+            "bench": bench}

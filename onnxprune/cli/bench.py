@@ -1,0 +1,97 @@
+"""`onnxprune bench MODEL [MODEL ...]`: latency, memory, size, MACs, fidelity and task metrics."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from ..bench.evaluate import BenchConfig, run_bench
+from ..bench.providers import OPT_LEVELS
+from ..bench.report import jsonable, markdown, terminal
+from ..bench.tasks import TASKS, TaskConfig
+from .common import run_command, shape_option, verbose_option, write_json
+from .data_options import data_options
+
+
+def session_options(f):
+    """Options shared by bench and sweep: EP, threads, optimisation level, timing."""
+    opts = [
+        click.option("--provider", default="cpu", show_default=True,
+                     help="Execution provider: cpu, cuda, tensorrt, openvino, ... or a full onnxruntime EP name."),
+        click.option("--threads", type=int, default=0, show_default=True, help="Intra-op threads (0: all cores)."),
+        click.option("--inter-threads", type=int, default=0, show_default=True,
+                     help="Inter-op threads (>0 selects the parallel executor)."),
+        click.option("--no-spin", is_flag=True,
+                     help="Idle intra-op workers sleep instead of spinning (fairer A/B with --threads > 1 on few cores)."),
+        click.option("--opt-level", type=click.Choice(OPT_LEVELS), default="all", show_default=True),
+        click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs per model."),
+        click.option("--runs", type=int, default=100, show_default=True, help="Timed runs per model."),
+        click.option("--duration", type=float, help="Time for this many seconds instead of --runs."),
+        shape_option,
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic inputs."),
+        click.option("--no-memory", is_flag=True, help="Skip the peak-memory subprocess per model."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def task_options(f):
+    opts = [
+        click.option("--task", type=click.Choice(TASKS), help="Task metrics on --data (labels/transcripts needed)."),
+        click.option("--labels", "labels_file", type=click.Path(dir_okay=False), help="classify: class names, one per line."),
+        click.option("--positive", help="wakeword: the label of positive clips."),
+        click.option("--threshold", type=float, default=0.5, show_default=True, help="wakeword/vad decision threshold."),
+        click.option("--segments", type=click.Path(dir_okay=False), help="vad: reference speech segments (RTTM or JSONL)."),
+        click.option("--frame-hop", type=float, default=0.01, show_default=True, help="vad: seconds between scored frames."),
+        click.option("--vocab", type=click.Path(dir_okay=False), help="ctc: tokens, one per line, in output order."),
+        click.option("--blank", type=int, default=0, show_default=True, help="ctc: index of the blank token."),
+        click.option("--clip-seconds", type=float, help="Duration of each example when the data does not say."),
+        click.option("--output", "output_name", help="Model output used for metrics and fidelity (default: the first)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def bench_config(kw: dict, data) -> BenchConfig:
+    """BenchConfig from the options above (pops them from `kw`)."""
+    task = None
+    if kw.get("task"):
+        task = TaskConfig(task=kw["task"], labels_file=kw["labels_file"], positive=kw["positive"],
+                          threshold=kw["threshold"], segments=kw["segments"], frame_hop=kw["frame_hop"],
+                          vocab=kw["vocab"], blank=kw["blank"], clip_seconds=kw["clip_seconds"])
+    return BenchConfig(provider=kw["provider"], threads=kw["threads"], inter_threads=kw["inter_threads"],
+                       opt_level=kw["opt_level"], warmup=kw["warmup"], runs=kw["runs"], duration=kw["duration"],
+                       shapes=tuple(kw["shapes"]), seed=kw["seed"], data=data, task=task, output=kw["output_name"],
+                       memory=not kw["no_memory"], spin=not kw["no_spin"])
+
+
+def command_line() -> str:
+    return "onnxprune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+@click.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@session_options
+@data_options
+@task_options
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write every figure as JSON.")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Write the tables as markdown.")
+@verbose_option
+@run_command("bench")
+def bench(models, data, json_path, md_path, verbose, **kw):
+    """Time MODELS interleaved on one execution provider; every ratio is relative to the first."""
+    for path in (json_path, md_path):
+        if path and Path(path).resolve() in {Path(m).resolve() for m in models}:
+            from ..errors import UsageError
+            raise UsageError(f"{path} is one of the models; choose another output file")
+    result = run_bench(list(models), bench_config(kw, data))
+    click.echo(terminal(result))
+    if json_path:
+        write_json(json_path, jsonable({**result, "command": command_line()}))
+    if md_path:
+        Path(md_path).write_text(markdown(result, command_line()))
