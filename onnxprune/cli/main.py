@@ -147,3 +147,7 @@ def print_summary(result, file_size_before: int | None = None) -> None:
 from .demo import demo  # noqa: E402  (registers the command)
 
 main.add_command(demo)
+
+from .quantize import quantize  # noqa: E402
+
+main.add_command(quantize)
