@@ -161,3 +161,7 @@ main.add_command(bench)
 from .sweep import sweep  # noqa: E402
 
 main.add_command(sweep)
+
+from .quantize import quantize  # noqa: E402
+
+main.add_command(quantize)

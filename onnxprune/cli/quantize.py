@@ -1,0 +1,45 @@
+"""`onnxprune quantize`: int8 post-training quantization via onnxruntime.quantization."""
+
+from __future__ import annotations
+
+import click
+
+from ..quantize import CALIBRATION, FORMATS, MODES, QuantizeConfig, quantize as run_quantize
+from ..shapes import parse_shape_specs
+from .common import human, run_command, shape_option, verbose_option
+from .data_options import data_options
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--mode", default="dynamic", show_default=True, type=click.Choice(MODES),
+              help="dynamic: int8 weights, activations quantized at run time; static: calibrated int8 activations.")
+@click.option("--format", "fmt", default="qdq", show_default=True, type=click.Choice(FORMATS),
+              help="Static mode: QuantizeLinear/DequantizeLinear pairs (qdq) or integer operators (qoperator).")
+@click.option("--per-channel", is_flag=True, help="One weight scale per output channel.")
+@click.option("--calibration", default="minmax", show_default=True, type=click.Choice(CALIBRATION),
+              help="Static mode: how activation ranges are chosen from the calibration data.")
+@click.option("--no-preprocess", is_flag=True, help="Skip onnxruntime's quant_pre_process (Conv+BN fusion, shapes).")
+@click.option("--exclude", multiple=True, metavar="NODE", help="Leave this node in float (repeatable).")
+@data_options
+@shape_option
+@verbose_option
+@run_command("quantize")
+def quantize(model, output, mode, fmt, per_channel, calibration, no_preprocess, exclude, data, shapes, verbose):
+    """Quantize MODEL to int8 and write OUTPUT (static mode calibrates on --data)."""
+    config = QuantizeConfig(mode=mode, data=data, format=fmt, per_channel=per_channel, calibration=calibration,
+                            preprocess=not no_preprocess, exclude=tuple(exclude),
+                            shapes=parse_shape_specs(shapes) if shapes else None)
+    result = run_quantize(model, output, config)
+    change = 100.0 * (result.size_after - result.size_before) / result.size_before
+    click.echo(f"size: {human(result.size_before)} -> {human(result.size_after)} ({change:+.1f}%)")
+    if result.calibration_examples:
+        click.echo(f"calibrated on {result.calibration_examples} examples ({calibration})")
+    if result.compared:
+        line = (f"vs original on {result.compared} {result.compared_on}: max |diff| {result.max_abs_diff:.3g}, "
+                f"mean |diff| {result.mean_abs_diff:.3g}")
+        if result.argmax_agreement is not None:
+            line += f", same top class {100 * result.argmax_agreement:.1f}%"
+        click.echo(line)
+    click.echo(f"wrote {result.path} ({human(result.size_after)}B); onnxruntime loads it")
