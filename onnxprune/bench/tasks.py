@@ -56,7 +56,14 @@ class TaskConfig:
 
 
 def read_lines(path: str) -> list[str]:
-    return Path(path).read_text(encoding="utf-8").rstrip("\n").split("\n")
+    """One name per line, or a JSON list of names (as models/zoo/kws_labels.json)."""
+    text = Path(path).read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        try:
+            return [str(x) for x in json.loads(text)]
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}: not a JSON list of names ({exc.msg})") from None
+    return text.rstrip("\n").split("\n")
 
 
 def _file_key(ex) -> str:
