@@ -44,6 +44,9 @@ class SearchResult:
     achieved: float | None          # goal value of `keep`: speedup (measured) or kept fraction
     evals: int = 0
     measurements: int = 0
+    baseline: float | None = None   # the original's metric on the evaluation feeds
+    metric: str = "top1_agreement"
+    max_drop: float | None = None
 
 
 @dataclass
@@ -70,7 +73,8 @@ def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitiv
     st = _State(space, goal, target, sensitivity, latency)
     start, keep = time.perf_counter(), space.full
     base = evaluate(space.model)[metric] if max_drop is not None else None
-    res = SearchResult(dict(keep), [], False, "", None, evals=1 if base is not None else 0)
+    res = SearchResult(dict(keep), [], False, "", None, evals=1 if base is not None else 0, baseline=base,
+                       metric=metric, max_drop=max_drop)
     base_stats = space.stats(keep)
     measured = None
     while True:
@@ -188,7 +192,8 @@ class AutoResult:
     def report(self) -> dict:
         s = self.search
         return {"goal": self.goal, "target": self.target, "reached": s.reached, "achieved": s.achieved,
-                "stop_reason": s.stop_reason, "evaluations": s.evals, "latency_measurements": s.measurements,
+                "stop_reason": s.stop_reason, "metric": s.metric, "baseline": s.baseline, "max_drop": s.max_drop,
+                "evaluations": s.evals, "latency_measurements": s.measurements,
                 "final_metrics": self.metrics, "trajectory": s.trajectory, "widths": s.keep,
                 "sensitivity": self.sensitivity, "latency_model": self.latency, "prune": self.result.report()}
 
