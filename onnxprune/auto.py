@@ -47,6 +47,7 @@ class SearchResult:
     baseline: float | None = None   # the original's metric on the evaluation feeds
     metric: str = "top1_agreement"
     max_drop: float | None = None
+    min_snr: float | None = None
 
 
 @dataclass
@@ -61,10 +62,11 @@ class _State:
 
 
 def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitivity, evaluate=None,
-           latency=None, max_drop: float | None = None, metric: str = "top1_agreement",
+           latency=None, max_drop: float | None = None, metric: str = "top1_agreement", min_snr: float | None = None,
            max_evals: int = 200, time_limit: float | None = None, compensate=None,
            progress=None) -> SearchResult:
-    """`evaluate(model) -> metrics` is only called when `max_drop` is set (the budget);
+    """`evaluate(model) -> metrics` is only called when a budget is set: `max_drop` (points of
+    `metric` below the original's) and/or `min_snr` (dB of the outputs vs the original's);
     `latency` (latency_model.LatencyModel or MacsLatency) is required for the speedup goal;
     `compensate(model, plan) -> model` runs on each candidate before evaluation (hook)."""
     check_goal(goal, target)
@@ -72,9 +74,10 @@ def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitiv
         raise UsageError("the speedup goal needs a latency model")
     st = _State(space, goal, target, sensitivity, latency)
     start, keep = time.perf_counter(), space.full
-    base = evaluate(space.model)[metric] if max_drop is not None else None
+    budget = max_drop is not None or min_snr is not None
+    base = evaluate(space.model)[metric] if budget else None
     res = SearchResult(dict(keep), [], False, "", None, evals=1 if base is not None else 0, baseline=base,
-                       metric=metric, max_drop=max_drop)
+                       metric=metric, max_drop=max_drop, min_snr=min_snr)
     base_stats = space.stats(keep)
     measured = None
     while True:
@@ -95,14 +98,15 @@ def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitiv
         entry.update(macs=stats["macs"] / base_stats["macs"], params=stats["params"] / base_stats["params"])
         if latency is not None:
             entry["predicted_speedup"] = latency.base_ms / latency.predict(trial)
-        if max_drop is not None:
+        if budget:
             model = space.build(trial)
             if compensate is not None:
                 model = compensate(model, space.plan(trial))
             metrics = evaluate(model)
             res.evals += 1
             entry.update(metrics={k: round(v, 4) for k, v in metrics.items()}, drop=round(base - metrics[metric], 4))
-            entry["accepted"] = entry["drop"] <= max_drop + 1e-9
+            entry["accepted"] = (max_drop is None or entry["drop"] <= max_drop + 1e-9) and \
+                (min_snr is None or metrics["snr_db"] >= min_snr)
         else:
             entry["accepted"] = True
         done = False
@@ -192,7 +196,7 @@ class AutoResult:
     def report(self) -> dict:
         s = self.search
         return {"goal": self.goal, "target": self.target, "reached": s.reached, "achieved": s.achieved,
-                "stop_reason": s.stop_reason, "metric": s.metric, "baseline": s.baseline, "max_drop": s.max_drop,
+                "stop_reason": s.stop_reason, "metric": s.metric, "baseline": s.baseline, "max_drop": s.max_drop, "min_snr": s.min_snr,
                 "evaluations": s.evals, "latency_measurements": s.measurements,
                 "final_metrics": self.metrics, "trajectory": s.trajectory, "widths": s.keep,
                 "sensitivity": self.sensitivity, "latency_model": self.latency, "prune": self.result.report()}

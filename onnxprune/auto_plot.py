@@ -16,7 +16,8 @@ def plot_trajectory(report: dict, path: str, *, title: str = "") -> None:
     has_metric = any("metrics" in s for s in steps)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     panels = [("macs", "MACs kept (% of original)", lambda s: 100 * s["macs"]),
-              ("speedup", "speedup (predicted; ● measured)", lambda s: s.get("predicted_speedup", 1 / s["macs"]))]
+              ("speedup", "speedup (predicted; ○ measured)" if any("predicted_speedup" in s for s in steps)
+               else "MACs reduction (original / current MACs)", lambda s: s.get("predicted_speedup", 1 / s["macs"]))]
     for ax, (key, label, x) in zip(axes, panels):
         y = (lambda s: s["metrics"][metric]) if has_metric else (lambda s: s["step"])
         ax.plot([x(s) for s in ok], [y(s) for s in ok], "-o", ms=3, color="tab:blue", label="accepted step")
@@ -38,12 +39,14 @@ def plot_trajectory(report: dict, path: str, *, title: str = "") -> None:
             snr.plot([x(s) for s in ok], [min(s["metrics"]["snr_db"], 99) for s in ok], ":", color="tab:orange")
             snr.set_ylabel("output SNR vs original (dB, dotted)", color="tab:orange")
             snr.tick_params(axis="y", colors="tab:orange")
+            if report.get("min_snr") is not None:
+                snr.axhline(report["min_snr"], ls="--", color="tab:orange", lw=1)
         if key == "macs":
             ax.invert_xaxis()
         ax.set_xlabel(label)
         ax.set_ylabel(f"{metric} (%)" if has_metric else "step")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower left")
+        ax.legend(fontsize=8, loc="best")
     fig.suptitle(title or f"onnxprune auto: goal {report['goal']} {report['target']:g}, {report['stop_reason']}", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -6,7 +6,8 @@ fixed feeds — held-out examples from `--data`, or seeded random inputs without
 
 * `top1_agreement` (%): all of the first output's decisions agree with the original's — argmax over the
   last axis, or for a last axis of size 1 the decision `y > 0.5` (probabilities) / `y > 0`;
-* `snr_db`: 10·log10(Σ y₀² / Σ (y − y₀)²) over all float outputs (∞ when identical), where an
+* `snr_db`: 10·log10(Σ (y₀ − ȳ₀)² / Σ (y − y₀)²) over all float outputs (∞ when identical), with
+  ȳ₀ the original's mean over the feeds (the signal is what depends on the input), where an
   output made by Softmax/LogSoftmax/Sigmoid is replaced by that node's input: saturated
   probabilities (one-hot in float32) hide distortion that the logits show;
 * `nmse`: the inverse of that ratio, a continuous distortion used to rank sensitivity.
@@ -52,24 +53,37 @@ class Fidelity:
         self.compared = [i for i, n in enumerate(self.names) if n not in self.taps]
         self.reference = [session.run(self.names, f) for f in feeds]
         self.passes = len(feeds)
+        self.signal = sum(_energy(i, self.reference) for i in self.compared)
 
     def __call__(self, model: onnx.ModelProto) -> dict:
         session = make_session(with_outputs(model, self.taps), threads=self.threads)
-        signal = noise = 0.0
-        agree = 0
+        signal, noise, agree = self.signal, 0.0, 0
         for feed, ref in zip(self.feeds, self.reference):
             got = session.run(self.names, feed)
             agree += _decision(got[0], ref[0]) == _decision(ref[0], ref[0])
             for i in self.compared:
                 r, g = np.asarray(ref[i]), got[i]
                 if np.issubdtype(r.dtype, np.floating):
-                    r64 = r.astype(np.float64)
-                    signal += float(np.sum(r64 ** 2))
-                    noise += float(np.sum((np.asarray(g, dtype=np.float64) - r64) ** 2))
+                    noise += float(np.sum((np.asarray(g, dtype=np.float64) - r.astype(np.float64)) ** 2))
         self.passes += len(self.feeds)
         nmse = noise / signal if signal > 0 else float(noise > 0)
         snr = math.inf if noise == 0 else 10 * math.log10(signal / noise) if signal > 0 else -math.inf
         return {"top1_agreement": 100.0 * agree / max(1, len(self.feeds)), "snr_db": snr, "nmse": nmse}
+
+
+def _energy(i: int, reference: list) -> float:
+    """Energy of output i's input-dependent part: its deviation from the mean over the feeds
+    (an output that is mostly a constant offset would otherwise hide any distortion); the raw
+    energy when there is one feed, shapes vary, or the output does not vary."""
+    arrays = [np.asarray(ref[i]) for ref in reference]
+    if not arrays or not np.issubdtype(arrays[0].dtype, np.floating):
+        return 0.0
+    raw = float(sum(np.sum(a.astype(np.float64) ** 2) for a in arrays))
+    if len(arrays) < 2 or len({a.shape for a in arrays}) > 1:
+        return raw
+    stack = np.stack(arrays).astype(np.float64)
+    centred = float(np.sum((stack - stack.mean(axis=0)) ** 2))
+    return centred if centred > 0 else raw
 
 
 def logit_taps(model: onnx.ModelProto) -> dict[str, str]:

@@ -16,7 +16,7 @@ from .io import fingerprint
 from .plan import Plan, effective_round_to, group_names, kept_count, make_plan, removed_classes
 from .rewrite import apply_removal
 from .scoring import score_group
-from .shapes import infer_value_shapes
+from .shapes import infer_value_shapes, parse_shape_specs
 from .stats import count_macs, count_params
 
 LEVELS = 16  # candidate widths per group: ratios 0, 1/16, ..., 15/16, rounded up to round_to
@@ -29,6 +29,8 @@ class WidthSpace:
                  round_to: int = 4, exclude=(), allow_io_change: bool = False, seed: int = 0):
         self.model = model
         self.criterion, self.round_to, self.seed = criterion, round_to, seed
+        if shapes is not None and not isinstance(shapes, dict):
+            shapes = parse_shape_specs(shapes)  # as given to --shape
         self.analysis = analyze_model(model, shapes=shapes or {}, exclude=tuple(exclude),
                                       allow_io_change=allow_io_change)
         self.fingerprint = fingerprint(model)

@@ -33,8 +33,9 @@ def _goal(speedup, macs, params) -> tuple[str, float]:
 @click.option("--target-speedup", type=float, help="Goal: this many times faster, measured on --provider (e.g. 1.5).")
 @click.option("--target-macs", type=float, help="Goal: keep at most this fraction of the MACs (0 < F < 1).")
 @click.option("--target-params", type=float, help="Goal: keep at most this fraction of the parameters (0 < F < 1).")
-@click.option("--max-drop", type=float, default=1.0, show_default=True,
-              help="Budget: points the metric may fall (top-1 agreement with the original, %).")
+@click.option("--max-drop", type=float,
+              help="Budget: points the metric may fall (top-1 agreement with the original, %; default 1 unless --min-snr).")
+@click.option("--min-snr", type=float, help="Budget: output SNR vs the original must stay >= this many dB.")
 @click.option("--criterion", type=click.Choice(CRITERIA), default="l1", show_default=True)
 @click.option("--round-to", type=int, default=4, show_default=True, help="Keep a multiple of N channels per group.")
 @click.option("--exclude", multiple=True, metavar="NAME", help="Node or initializer to leave alone (repeatable).")
@@ -57,12 +58,14 @@ def _goal(speedup, macs, params) -> tuple[str, float]:
 @click.option("--no-cache", is_flag=True, help="Re-measure the latency model even if cached.")
 @verbose_option
 @run_command("auto")
-def auto(model, output, target_speedup, target_macs, target_params, max_drop, criterion, round_to, exclude, shapes,
+def auto(model, output, target_speedup, target_macs, target_params, max_drop, min_snr, criterion, round_to, exclude, shapes,
          allow_io_change, provider, threads, runs, latency_model, calib, n_eval, data, max_evals, time_limit, seed,
          save_plan, report, plot, no_cache, verbose):
     """Prune MODEL to a goal within a metric budget; write OUTPUT (verified like prune)."""
     goal, target = _goal(target_speedup, target_macs, target_params)
-    if max_drop < 0:
+    if max_drop is None and min_snr is None:
+        max_drop = 1.0
+    if max_drop is not None and max_drop < 0:
         raise UsageError(f"--max-drop {max_drop} must be >= 0")
     for flag, value in (("--round-to", round_to), ("--calib", calib), ("--eval", n_eval), ("--max-evals", max_evals),
                         ("--runs", runs)):
@@ -95,15 +98,15 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, cr
                        + ("cached" if latency.cached else f"{latency.passes} timed passes ({latency.seconds:.1f}s)"))
 
     def progress(e):
-        speed = f"{e['predicted_speedup']:.2f}x pred" if "predicted_speedup" in e else ""
+        speed = f"{e['predicted_speedup']:.2f}x pred | " if "predicted_speedup" in e else ""
         if "measured_speedup" in e:
-            speed += f", {e['measured_speedup']:.2f}x measured"
+            speed = speed[:-3] + f", {e['measured_speedup']:.2f}x measured | "
         metric = f"top1 {e['metrics']['top1_agreement']:.1f}% (drop {e['drop']:.2f}), SNR {e['metrics']['snr_db']:.1f} dB"
-        click.echo(f"step {e['step']:3d}: {e['group']} {e['kept']}/{e['size']} | {speed} | MACs {100 * e['macs']:.1f}% "
+        click.echo(f"step {e['step']:3d}: {e['group']} {e['kept']}/{e['size']} | {speed}MACs {100 * e['macs']:.1f}% "
                    f"| params {100 * e['params']:.1f}% | {metric} | {'ok' if e['accepted'] else 'over budget, step back'}")
 
     found = search(space, goal, target, sensitivity=sens, evaluate=evaluate, latency=latency if goal == "speedup" else None,
-                   max_drop=max_drop, max_evals=max_evals, time_limit=time_limit, progress=progress)
+                   max_drop=max_drop, min_snr=min_snr, max_evals=max_evals, time_limit=time_limit, progress=progress)
     done = finish(onnx_model, space, found, goal=goal, target=target, sensitivity=sens, evaluate=evaluate,
                   latency=latency if goal == "speedup" else None, shapes=shapes, exclude=exclude,
                   allow_io_change=allow_io_change)
@@ -111,12 +114,14 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, cr
     from .main import print_summary
 
     print_summary(done.result, Path(model).stat().st_size)
+    budget = " and ".join(([f"drop <= {max_drop:g}"] if max_drop is not None else [])
+                          + ([f"SNR >= {min_snr:g} dB"] if min_snr is not None else []))
     unit = "x" if goal == "speedup" else f" of the original's {goal}"
     verb = "reached" if found.reached else "NOT reached"
     click.echo(f"goal {goal} {target:g}: {verb} ({found.stop_reason}); got {found.achieved:.3g}{unit}, "
                f"measured speedup {speedup:.2f}x on {provider if latency_model == 'measured' else 'the MACs proxy'}; "
                f"top-1 agreement {done.metrics['top1_agreement']:.1f}% on {n_eval} held-out feeds from {source} "
-               f"(budget: drop <= {max_drop:g}); {found.evals} evaluations")
+               f"(budget: {budget}); {found.evals} evaluations")
     check_verified(done.result)  # before anything is written
     data_out = done.report() | {"measured_speedup": speedup, "feeds": source}
     if report:
@@ -126,7 +131,7 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, cr
     if plot:
         from ..auto_plot import plot_trajectory
 
-        plot_trajectory(data_out, plot, title=f"{Path(model).name}: {goal} {target:g}, max drop {max_drop:g} — {verb}")
+        plot_trajectory(data_out, plot, title=f"{Path(model).name}: {goal} {target:g}, budget {budget} — {verb}")
     done.result.save(output)
     click.echo(f"wrote {output} ({human(Path(output).stat().st_size)}B)")
     return "PASSED" if found.reached else "PARTIAL"
