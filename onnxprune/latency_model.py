@@ -5,7 +5,9 @@ For each prunable group, the model with that group alone at a few candidate widt
 (original, w1, w2, w3, original, ... — drift hits all alike) and the median saving per width is
 kept. A width between measured ones is interpolated; a plan's latency is predicted as the
 original's minus the savings of its groups (additive: a first-order model, which is why `auto`
-measures the real candidate before claiming a speedup). Results are cached per model structure,
+measures the real candidate before claiming a speedup). Savings come from the median of paired
+per-round ratios (original and candidate timed back to back), which is what survives a shared,
+loaded machine best. Results are cached per model structure,
 provider, threads, shapes and round_to under ~/.cache/onnxprune/latency (or $ONNXPRUNE_CACHE).
 Cost: groups × (widths + 1) × (warmup + runs) forward passes; `passes` counts them.
 """
@@ -35,9 +37,10 @@ def check_provider(provider: str) -> None:
         raise UsageError(f"execution provider '{provider}' is not available here (available: {', '.join(available)})")
 
 
-def time_interleaved(models: dict[str, onnx.ModelProto], feeds: dict, *, provider: str = "CPUExecutionProvider",
-                     threads: int = 1, runs: int = 100, warmup: int = 10) -> dict[str, float]:
-    """Median milliseconds per model, runs interleaved round-robin."""
+def time_rounds(models: dict[str, onnx.ModelProto], feeds: dict, *, provider: str = "CPUExecutionProvider",
+                threads: int = 1, runs: int = 100, warmup: int = 10) -> dict[str, list[float]]:
+    """Milliseconds of every timed run, models interleaved round-robin (round i of each model
+    ran at nearly the same moment, under the same load)."""
     sessions = {k: make_session(m, providers=(provider,), threads=threads) for k, m in models.items()}
     times: dict[str, list[float]] = {k: [] for k in sessions}
     for i in range(warmup + runs):
@@ -45,8 +48,19 @@ def time_interleaved(models: dict[str, onnx.ModelProto], feeds: dict, *, provide
             t = time.perf_counter()
             s.run(None, feeds)
             if i >= warmup:
-                times[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
+                times[k].append((time.perf_counter() - t) * 1e3)
+    return times
+
+
+def time_interleaved(models: dict[str, onnx.ModelProto], feeds: dict, **options) -> dict[str, float]:
+    """Median milliseconds per model, runs interleaved round-robin."""
+    return {k: statistics.median(v) for k, v in time_rounds(models, feeds, **options).items()}
+
+
+def paired_speedup(original: list[float], candidate: list[float]) -> float:
+    """Median over rounds of original/candidate time: each pair ran back to back, so load from
+    other processes (the usual noise on a shared machine) cancels better than in a ratio of medians."""
+    return statistics.median(o / c for o, c in zip(original, candidate))
 
 
 class LatencyModel:
@@ -63,10 +77,10 @@ class LatencyModel:
         self.seconds = 0.0
         self.cached = False
 
-    def _time(self, models: dict) -> dict[str, float]:
+    def _time(self, models: dict) -> dict[str, list[float]]:
         self.passes += len(models) * (self.runs + self.warmup)
-        return time_interleaved(models, self.feeds, provider=self.provider, threads=self.threads,
-                                runs=self.runs, warmup=self.warmup)
+        return time_rounds(models, self.feeds, provider=self.provider, threads=self.threads,
+                           runs=self.runs, warmup=self.warmup)
 
     def build(self, ratios=RATIOS, *, cache: bool = True, progress=None) -> "LatencyModel":
         path = self._cache_path(ratios)
@@ -78,13 +92,15 @@ class LatencyModel:
         for name in self.space.groups:
             widths = sorted({self.space.width_at(name, r) for r in ratios} - {self.space.sizes[name]}, reverse=True)
             models = {"original": self.space.model} | {str(w): self.space.build({name: w}) for w in widths}
-            med = self._time(models)
-            bases.append(med["original"])
-            self.table[name] = [{"kept": w, "ms": round(med[str(w)], 5),
-                                 "saved_ms": round(med["original"] - med[str(w)], 5)} for w in widths]
+            rounds = self._time(models)
+            base = statistics.median(rounds["original"])
+            bases.append(base)
+            self.table[name] = [{"kept": w, "ms": round(statistics.median(rounds[str(w)]), 5),
+                                 "speedup": round(paired_speedup(rounds["original"], rounds[str(w)]), 5)} for w in widths]
             if progress:
-                progress(name, med["original"], self.table[name])
-        self.base_ms = statistics.median(bases) if bases else self._time({"original": self.space.model})["original"]
+                progress(name, base, self.table[name])
+        self.base_ms = statistics.median(bases) if bases else \
+            statistics.median(self._time({"original": self.space.model})["original"])
         self.seconds = time.perf_counter() - start
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,8 +108,13 @@ class LatencyModel:
         return self
 
     def saved(self, name: str, kept: int) -> float:
-        points = [(self.space.sizes[name], 0.0)] + [(e["kept"], e["saved_ms"]) for e in self.table.get(name, [])]
-        points.sort(key=lambda p: -p[0])
+        """Milliseconds saved by this group at this width: from the paired speedup, never negative,
+        and never less than at a wider width (a saving measured as negative is noise or a
+        misaligned width; neither is a reason to prefer a wider group)."""
+        points, best = [(self.space.sizes[name], 0.0)], 0.0
+        for e in sorted(self.table.get(name, []), key=lambda e: -e["kept"]):
+            best = max(best, self.base_ms * (1 - 1 / e["speedup"]))
+            points.append((e["kept"], best))
         for (k0, s0), (k1, s1) in zip(points, points[1:]):
             if k1 <= kept <= k0:
                 return s0 if k0 == k1 else s0 + (s1 - s0) * (k0 - kept) / (k0 - k1)
@@ -107,8 +128,8 @@ class LatencyModel:
 
     def measure_speedup(self, model: onnx.ModelProto) -> float:
         """Original time / candidate time, both measured now, interleaved."""
-        med = self._time({"original": self.space.model, "candidate": model})
-        return med["original"] / med["candidate"]
+        rounds = self._time({"original": self.space.model, "candidate": model})
+        return paired_speedup(rounds["original"], rounds["candidate"])
 
     def to_dict(self) -> dict:
         return {"provider": self.provider, "threads": self.threads, "runs": self.runs, "base_ms": self.base_ms,
@@ -118,7 +139,7 @@ class LatencyModel:
     def _cache_path(self, ratios) -> Path:
         import onnxruntime as ort
 
-        key = json.dumps([self.space.fingerprint, self.provider, self.threads, self.runs, self.space.round_to,
+        key = json.dumps(["v2", self.space.fingerprint, self.provider, self.threads, self.runs, self.space.round_to,
                           self.space.analysis.input_shapes, list(ratios), ort.__version__], sort_keys=True)
         root = Path(os.environ.get("ONNXPRUNE_CACHE", Path.home() / ".cache" / "onnxprune"))
         return root / "latency" / (hashlib.sha256(key.encode()).hexdigest()[:20] + ".json")
