@@ -6,7 +6,8 @@ timed in one interleaved loop with the original (ONNX Runtime CPU, medians), and
 held-out seeded random feeds by label-free fidelity (output SNR vs the original, input-dependent
 part; top-1 agreement). Each auto model is compared with the best uniform model that is at least
 as fast (the uniform ratio with the smallest paired speedup >= the auto model's; paired speedup =
-median over rounds of original time / variant time, each pair timed back to back).
+median over rounds of original time / variant time, each pair timed back to back). A second,
+timing-free table compares the two at equal MACs (what `prune --allocate sensitivity` does).
 
     python benchmarks/auto_vs_uniform.py [--runs 200] [--threads 1] [--out benchmarks/results/auto_vs_uniform.md]
 """
@@ -67,7 +68,16 @@ def run_case(path, shapes, targets, args) -> dict:
         fid = held(m)
         rows[k] = {"ms": med[k], "speedup": paired_speedup(rounds["original"], rounds[k]), "macs": space.stats(widths[k])["macs"] / base["macs"],
                    "top1": fid["top1_agreement"], "snr_db": fid["snr_db"], "widths": widths[k]}
-    return {"original_ms": med["original"], "variants": rows, "sensitivity_passes": sens.passes,
+    equal_macs = []
+    for r in (0.25, 0.5, 0.75):
+        uni = {n: space.width_at(n, r) for n in space.groups}
+        target = space.stats(uni)["macs"] / base["macs"]
+        alloc = search(space, "macs", target, sensitivity=sens).keep if target < 1 else uni
+        fu, fa = held(space.build(uni)), held(space.build(alloc))
+        equal_macs.append({"ratio": r, "uniform_macs": target, "auto_macs": space.stats(alloc)["macs"] / base["macs"],
+                           "uniform_snr": fu["snr_db"], "auto_snr": fa["snr_db"],
+                           "uniform_top1": fu["top1_agreement"], "auto_top1": fa["top1_agreement"]})
+    return {"original_ms": med["original"], "variants": rows, "equal_macs": equal_macs, "sensitivity_passes": sens.passes,
             "latency_passes": latency.passes}
 
 
@@ -121,6 +131,12 @@ def main():
             lines.append(f"| {c['auto']} | {c['uniform']} | {fmt(c['auto_snr'])} / {fmt(c['uniform_snr'])} | "
                          f"{c['auto_top1']:.1f} / {c['uniform_top1']:.1f} | {c['auto_speedup']:.2f}x / {c['uniform_speedup']:.2f}x |")
         raw[name]["comparison"] = compare(res["variants"])
+        lines += ["", "At equal MACs (deterministic; `prune --ratio R --allocate sensitivity` vs `prune --ratio R`):", "",
+                  "| ratio | MACs kept uniform / allocated | SNR dB uniform / allocated | top-1 % uniform / allocated |",
+                  "|---:|---:|---:|---:|"]
+        for e in res["equal_macs"]:
+            lines.append(f"| {e['ratio']:.2f} | {100 * e['uniform_macs']:.1f}% / {100 * e['auto_macs']:.1f}% | "
+                         f"{fmt(e['uniform_snr'])} / {fmt(e['auto_snr'])} | {e['uniform_top1']:.1f} / {e['auto_top1']:.1f} |")
         lines.append("")
         print("\n".join(lines[-30:]), flush=True)
     out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)

@@ -199,6 +199,7 @@ class AutoResult:
     metrics: dict
     sensitivity: dict
     latency: dict | None
+    measured_speedup: float | None = None
 
     @property
     def plan(self) -> Plan:
@@ -210,7 +211,8 @@ class AutoResult:
                 "stop_reason": s.stop_reason, "metric": s.metric, "baseline": s.baseline, "max_drop": s.max_drop, "min_snr": s.min_snr,
                 "evaluations": s.evals, "latency_measurements": s.measurements,
                 "final_metrics": self.metrics, "trajectory": s.trajectory, "widths": s.keep,
-                "sensitivity": self.sensitivity, "latency_model": self.latency, "prune": self.result.report()}
+                "measured_speedup": self.measured_speedup, "sensitivity": self.sensitivity,
+                "latency_model": self.latency, "prune": self.result.report()}
 
 
 def finish(model: onnx.ModelProto, space: WidthSpace, found: SearchResult, *, goal: str, target: float,
@@ -249,3 +251,51 @@ def allocate_plan(model: onnx.ModelProto, *, ratio: float, criterion: str = "l1"
     plan.meta.update({"ratio": ratio, "allocate": "sensitivity", "uniform_macs_fraction": round(target, 6),
                       "macs_fraction": round(space.stats(found.keep)["macs"] / max(1, space.stats(space.full)["macs"]), 6)})
     return plan
+
+
+def auto_prune(model_or_path, *, goal: str, target: float, max_drop: float | None = 1.0, min_snr: float | None = None,
+               evaluate=None, data=None, calib: int = 16, n_eval: int = 32, latency: str | object = "measured",
+               provider: str = "CPUExecutionProvider", threads: int = 1, runs: int = 100, cache: bool = True,
+               max_evals: int = 200, time_limit: float | None = None, compensate=None, criterion: str = "l1",
+               round_to: int = 4, exclude=(), shapes=None, allow_io_change: bool = False, seed: int = 0,
+               on_sensitivity=None, on_latency=None, progress=None) -> AutoResult:
+    """The whole `onnxprune auto` pipeline as one call. `evaluate` defaults to label-free
+    fidelity on `n_eval` held-out feeds (from `data`, a DataConfig, or seeded random inputs);
+    `latency` is "measured" (LatencyModel on `provider`), "macs" (MacsLatency) or an object with
+    their interface. Sensitivity always uses fidelity on `calib` calibration feeds."""
+    from .errors import UsageError as _Usage
+    from .fidelity import Fidelity, make_feeds
+    from .io import load_model
+    from .latency_model import LatencyModel, MacsLatency, check_provider
+    from .sensitivity import measure_sensitivity
+
+    check_goal(goal, target)
+    model = model_or_path if isinstance(model_or_path, onnx.ModelProto) else load_model(model_or_path)
+    if latency == "measured":
+        check_provider(provider)
+    space = WidthSpace(model, shapes=shapes, criterion=criterion, round_to=round_to, exclude=exclude,
+                       allow_io_change=allow_io_change, seed=seed)
+    if not space.groups:
+        raise _Usage("the model has no prunable group (see onnxprune inspect)")
+    ins = space.analysis.input_shapes
+    sens = measure_sensitivity(space, Fidelity(model, make_feeds(model, ins, count=calib, seed=seed, data=data, part=0)))
+    if on_sensitivity:
+        on_sensitivity(sens)
+    if evaluate is None:
+        evaluate = Fidelity(model, make_feeds(model, ins, count=n_eval, seed=seed, data=data, part=1))
+    if latency == "macs":
+        latency = MacsLatency(space)
+    elif latency == "measured":
+        latency = LatencyModel(space, provider=provider, threads=threads, runs=runs, seed=seed)
+        if goal == "speedup":
+            latency.build(cache=cache)
+            if on_latency:
+                on_latency(latency)
+    found = search(space, goal, target, sensitivity=sens, evaluate=evaluate,
+                   latency=latency if goal == "speedup" else None, max_drop=max_drop, min_snr=min_snr,
+                   max_evals=max_evals, time_limit=time_limit, compensate=compensate, progress=progress)
+    done = finish(model, space, found, goal=goal, target=target, sensitivity=sens, evaluate=evaluate,
+                  latency=latency if goal == "speedup" else None, shapes=shapes, exclude=exclude,
+                  allow_io_change=allow_io_change)
+    done.measured_speedup = found.achieved if goal == "speedup" else latency.measure_speedup(done.result.model)
+    return done

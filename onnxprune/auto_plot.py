@@ -4,8 +4,12 @@ from __future__ import annotations
 
 
 def plot_trajectory(report: dict, path: str, *, title: str = "") -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from .errors import UsageError
 
+        raise UsageError("--plot needs matplotlib (pip install 'onnxprune[plot]')") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -7,14 +7,10 @@ from pathlib import Path
 import click
 
 from ..api import check_verified
-from ..auto import check_goal, finish, search
+from ..auto import auto_prune, check_goal
 from ..errors import UsageError
-from ..fidelity import Fidelity, make_feeds
-from ..io import check_output_path, load_model
-from ..latency_model import LatencyModel, MacsLatency, check_provider
+from ..io import check_output_path
 from ..scoring import CRITERIA
-from ..sensitivity import measure_sensitivity
-from ..widths import WidthSpace
 from .common import human, run_command, shape_option, verbose_option, write_json
 from .data_options import data_options
 
@@ -74,28 +70,16 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
     if time_limit is not None and time_limit <= 0:
         raise UsageError(f"--time-limit {time_limit} must be positive")
     check_output_path(model, output)
-    check_provider(provider)
-    onnx_model = load_model(model)
-    space = WidthSpace(onnx_model, shapes=shapes, criterion=criterion, round_to=round_to, exclude=exclude,
-                       allow_io_change=allow_io_change, seed=seed)
-    if not space.groups:
-        raise UsageError(f"{model}: no prunable group (see onnxprune inspect)")
-    ins = space.analysis.input_shapes
     source = f"--data {data.path}" if data else "seeded random inputs"
-    calibrate = Fidelity(onnx_model, make_feeds(onnx_model, ins, count=calib, seed=seed, data=data, part=0))
-    evaluate = Fidelity(onnx_model, make_feeds(onnx_model, ins, count=n_eval, seed=seed, data=data, part=1))
-    sens = measure_sensitivity(space, calibrate)
-    click.echo(f"sensitivity: {len(space.groups)} groups, {sens.passes} forward passes ({sens.seconds:.1f}s) on "
-               f"{calib} calibration feeds from {source}; most sensitive: "
-               + ", ".join(f"{n} ({d:.3g})" for n, d in sens.ranking()[:3]))
-    if latency_model == "macs":
-        latency = MacsLatency(space)
-    else:
-        latency = LatencyModel(space, provider=provider, threads=threads, runs=runs, seed=seed)
-        if goal == "speedup":
-            latency.build(cache=not no_cache)
-            click.echo(f"latency model: {provider}, {threads} thread(s), original {latency.base_ms:.3f} ms; "
-                       + ("cached" if latency.cached else f"{latency.passes} timed passes ({latency.seconds:.1f}s)"))
+
+    def on_sensitivity(sens):
+        click.echo(f"sensitivity: {len(sens.sizes)} groups, {sens.passes} forward passes ({sens.seconds:.1f}s) on "
+                   f"{calib} calibration feeds from {source}; most sensitive: "
+                   + ", ".join(f"{n} ({d:.3g})" for n, d in sens.ranking()[:3]))
+
+    def on_latency(lat):
+        click.echo(f"latency model: {provider}, {threads} thread(s), original {lat.base_ms:.3f} ms; "
+                   + ("cached" if lat.cached else f"{lat.passes} timed passes ({lat.seconds:.1f}s)"))
 
     def progress(e):
         speed = f"{e['predicted_speedup']:.2f}x pred | " if "predicted_speedup" in e else ""
@@ -105,12 +89,12 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
         click.echo(f"step {e['step']:3d}: {e['group']} {e['kept']}/{e['size']} | {speed}MACs {100 * e['macs']:.1f}% "
                    f"| params {100 * e['params']:.1f}% | {metric} | {'ok' if e['accepted'] else 'over budget, step back'}")
 
-    found = search(space, goal, target, sensitivity=sens, evaluate=evaluate, latency=latency if goal == "speedup" else None,
-                   max_drop=max_drop, min_snr=min_snr, max_evals=max_evals, time_limit=time_limit, progress=progress)
-    done = finish(onnx_model, space, found, goal=goal, target=target, sensitivity=sens, evaluate=evaluate,
-                  latency=latency if goal == "speedup" else None, shapes=shapes, exclude=exclude,
-                  allow_io_change=allow_io_change)
-    speedup = found.achieved if goal == "speedup" else latency.measure_speedup(done.result.model)
+    done = auto_prune(model, goal=goal, target=target, max_drop=max_drop, min_snr=min_snr, data=data, calib=calib,
+                      n_eval=n_eval, latency=latency_model, provider=provider, threads=threads, runs=runs,
+                      cache=not no_cache, max_evals=max_evals, time_limit=time_limit, criterion=criterion,
+                      round_to=round_to, exclude=exclude, shapes=shapes, allow_io_change=allow_io_change, seed=seed,
+                      on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress)
+    found, speedup = done.search, done.measured_speedup
     from .main import print_summary
 
     print_summary(done.result, Path(model).stat().st_size)
@@ -123,15 +107,15 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
                f"top-1 agreement {done.metrics['top1_agreement']:.1f}% on {n_eval} held-out feeds from {source} "
                f"(budget: {budget}); {found.evals} evaluations")
     check_verified(done.result)  # before anything is written
-    data_out = done.report() | {"measured_speedup": speedup, "feeds": source}
+    data_out = done.report() | {"feeds": source}
+    if plot:  # first: the one writer that can fail on a missing package
+        from ..auto_plot import plot_trajectory
+
+        plot_trajectory(data_out, plot, title=f"{Path(model).name}: {goal} {target:g}, budget {budget} — {verb}")
     if report:
         write_json(report, data_out)
     if save_plan:
         Path(save_plan).write_text(done.plan.to_json())
-    if plot:
-        from ..auto_plot import plot_trajectory
-
-        plot_trajectory(data_out, plot, title=f"{Path(model).name}: {goal} {target:g}, budget {budget} — {verb}")
     done.result.save(output)
     click.echo(f"wrote {output} ({human(Path(output).stat().st_size)}B)")
     return "PASSED" if found.reached else "PARTIAL"
