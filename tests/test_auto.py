@@ -223,3 +223,8 @@ def test_cli_prune_allocate_sensitivity(kws_file, tmp_path):
     u, s = json.loads(rep_u.read_text()), json.loads(rep_s.read_text())
     assert s["verify"]["passed"] and s["macs_after"] <= u["macs_after"]
     assert [g["kept"] for g in s["groups"]] != [g["kept"] for g in u["groups"]]
+
+
+def test_cli_allocate_conflicts_with_global(kws_file, tmp_path):
+    r = run("prune", kws_file, tmp_path / "s.onnx", "--allocate", "sensitivity", "--global")
+    assert r.returncode == 2 and "--allocate sensitivity" in r.stderr and not (tmp_path / "s.onnx").exists()

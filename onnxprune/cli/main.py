@@ -97,7 +97,9 @@ def prune_cmd(model, output, ratio, criterion, global_ranking, allocate, round_t
     check_output_path(model, output)
     plan = Plan.from_json(Path(plan_path).read_text()) if plan_path else None
     onnx_model = _load(model)
-    if allocate == "sensitivity" and plan is None:
+    if allocate == "sensitivity" and (global_ranking or plan is not None):
+        raise UsageError("--allocate sensitivity chooses per-group widths itself: drop --global / --plan")
+    if allocate == "sensitivity":
         from ..auto import allocate_plan
 
         plan = allocate_plan(onnx_model, ratio=ratio, criterion=criterion, round_to=round_to, exclude=exclude,
