@@ -104,6 +104,9 @@ def prune_cmd(model, output, ratio, criterion, global_ranking, allocate, round_t
 
         plan = allocate_plan(onnx_model, ratio=ratio, criterion=criterion, round_to=round_to, exclude=exclude,
                              shapes=shapes, allow_io_change=allow_io_change, seed=seed)
+        if "macs_fraction" in plan.meta:
+            click.echo(f"allocate: sensitivity-guided widths keep {plan.meta['macs_fraction']:.1%} of the MACs "
+                       f"(uniform --ratio {ratio:g}: {plan.meta['uniform_macs_fraction']:.1%})")
     config = PruneConfig(ratio=ratio, criterion=criterion, global_ranking=global_ranking, round_to=round_to,
                          exclude=tuple(exclude), shapes=shapes, verify=not no_verify, atol=atol, rtol=rtol,
                          seed=seed, allow_io_change=allow_io_change, plan=plan)
