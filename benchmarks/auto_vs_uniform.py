@@ -118,7 +118,7 @@ def main():
         res = run_case(path, shapes, targets, args)
         raw[name] = res
         lines += [f"## {name}", "", f"original {res['original_ms']:.3f} ms; sensitivity {res['sensitivity_passes']} "
-                  f"forward passes, latency model {res['latency_passes']} timed passes", "",
+                  f"forward passes, latency model + speedup measurements {res['latency_passes']} timed passes", "",
                   "| variant | MACs kept | p50 ms | speedup (paired) | SNR dB | top-1 % |", "|---|---:|---:|---:|---:|---:|"]
         for k, v in res["variants"].items():
             lines.append(f"| {k} | {100 * v['macs']:.1f}% | {v['ms']:.3f} | {v['speedup']:.2f}x | {fmt(v['snr_db'])} | {v['top1']:.1f} |")
