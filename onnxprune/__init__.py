@@ -10,3 +10,7 @@ __version__ = "0.1.0"
 
 __all__ = ["Analysis", "Group", "ModelError", "OnnxpruneError", "Plan", "PruneConfig", "PruneResult",
            "UsageError", "VerificationError", "analyze", "load_model", "prune", "save_model"]
+
+from .auto import auto_prune  # noqa: E402  (automatic budgeted pruning)
+
+__all__ += ["auto_prune"]

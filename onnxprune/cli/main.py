@@ -73,6 +73,8 @@ def inspect(model, shapes, inputs, exclude, allow_io_change, json_path, verbose)
 @click.option("--ratio", type=float, default=0.5, show_default=True, help="Fraction of each group's channels to remove.")
 @click.option("--criterion", type=click.Choice(CRITERIA), default="l1", show_default=True)
 @click.option("--global", "global_ranking", is_flag=True, help="Rank channels across groups instead of a uniform ratio.")
+@click.option("--allocate", type=click.Choice(["uniform", "sensitivity"]), default="uniform", show_default=True,
+              help="sensitivity: per-group ratios with the MACs of a uniform --ratio, measured-sensitive groups pruned less.")
 @click.option("--round-to", type=int, default=4, show_default=True,
               help="Keep a multiple of N channels per group (4: measured fastest on ORT CPU, see benchmarks/results/round_to.md).")
 @click.option("--exclude", multiple=True, metavar="NAME", help="Node or initializer to leave alone (repeatable).")
@@ -89,7 +91,7 @@ def inspect(model, shapes, inputs, exclude, allow_io_change, json_path, verbose)
 @click.option("--force", is_flag=True, help="Write the output even if verification fails.")
 @verbose_option
 @run_command("prune")
-def prune_cmd(model, output, ratio, criterion, global_ranking, round_to, exclude, shapes, inputs, plan_path, save_plan,
+def prune_cmd(model, output, ratio, criterion, global_ranking, allocate, round_to, exclude, shapes, inputs, plan_path, save_plan,
               report, allow_io_change, atol, rtol, seed, no_verify, force, verbose):
     """Prune MODEL and write OUTPUT (verified against the reference model by default)."""
     if not 0.0 <= ratio < 1.0:
@@ -99,6 +101,16 @@ def prune_cmd(model, output, ratio, criterion, global_ranking, round_to, exclude
     check_output_path(model, output)
     plan = Plan.from_json(Path(plan_path).read_text()) if plan_path else None
     onnx_model = _load(model)
+    if allocate == "sensitivity" and (global_ranking or plan is not None):
+        raise UsageError("--allocate sensitivity chooses per-group widths itself: drop --global / --plan")
+    if allocate == "sensitivity":
+        from ..auto import allocate_plan
+
+        plan = allocate_plan(onnx_model, ratio=ratio, criterion=criterion, round_to=round_to, exclude=exclude,
+                             shapes=shapes, allow_io_change=allow_io_change, seed=seed)
+        if "macs_fraction" in plan.meta:
+            click.echo(f"allocate: sensitivity-guided widths keep {plan.meta['macs_fraction']:.1%} of the MACs "
+                       f"(uniform --ratio {ratio:g}: {plan.meta['uniform_macs_fraction']:.1%})")
     config = PruneConfig(ratio=ratio, criterion=criterion, global_ranking=global_ranking, round_to=round_to,
                          exclude=tuple(exclude), shapes=shapes, verify=not no_verify, atol=atol, rtol=rtol,
                          seed=seed, allow_io_change=allow_io_change, plan=plan, inputs=parse_input_values(inputs))
@@ -165,3 +177,7 @@ main.add_command(sweep)
 from .quantize import quantize  # noqa: E402
 
 main.add_command(quantize)
+
+from .auto import auto  # noqa: E402
+
+main.add_command(auto)

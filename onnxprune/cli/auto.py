@@ -1,0 +1,121 @@
+"""`onnxprune auto MODEL OUTPUT --target-... --max-drop D`: budgeted automatic pruning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..api import check_verified
+from ..auto import auto_prune, check_goal
+from ..errors import UsageError
+from ..io import check_output_path
+from ..scoring import CRITERIA
+from .common import human, run_command, shape_option, verbose_option, write_json
+from .data_options import data_options
+
+
+def _goal(speedup, macs, params) -> tuple[str, float]:
+    given = [(g, v) for g, v in (("speedup", speedup), ("macs", macs), ("params", params)) if v is not None]
+    if len(given) != 1:
+        raise UsageError("give exactly one goal: --target-speedup X, --target-macs F or --target-params F")
+    check_goal(*given[0])
+    return given[0]
+
+
+@click.command("auto")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--target-speedup", type=float, help="Goal: this many times faster, measured on --provider (e.g. 1.5).")
+@click.option("--target-macs", type=float, help="Goal: keep at most this fraction of the MACs (0 < F < 1).")
+@click.option("--target-params", type=float, help="Goal: keep at most this fraction of the parameters (0 < F < 1).")
+@click.option("--max-drop", type=float,
+              help="Budget: points the metric may fall (top-1 agreement with the original, %; default 1 unless --min-snr).")
+@click.option("--min-snr", type=float, help="Budget: output SNR vs the original must stay >= this many dB.")
+@click.option("--criterion", type=click.Choice(CRITERIA), default="l1", show_default=True)
+@click.option("--round-to", type=int, default=4, show_default=True, help="Keep a multiple of N channels per group.")
+@click.option("--exclude", multiple=True, metavar="NAME", help="Node or initializer to leave alone (repeatable).")
+@shape_option
+@click.option("--allow-io-change", is_flag=True, help="Let groups that reach graph inputs/outputs be pruned.")
+@click.option("--provider", default="CPUExecutionProvider", show_default=True, help="ONNX Runtime EP to time on.")
+@click.option("--threads", type=int, default=1, show_default=True, help="Intra-op threads when timing.")
+@click.option("--runs", type=int, default=100, show_default=True, help="Timed runs per latency measurement.")
+@click.option("--latency-model", type=click.Choice(["measured", "macs"]), default="measured", show_default=True,
+              help="'macs': a deterministic MACs-proportional stand-in (no timing).")
+@click.option("--calib", type=int, default=16, show_default=True, help="Calibration feeds for sensitivity.")
+@click.option("--eval", "n_eval", type=int, default=32, show_default=True, help="Held-out feeds for the metric.")
+@data_options
+@click.option("--max-evals", type=int, default=200, show_default=True, help="Stop after this many evaluations.")
+@click.option("--time-limit", type=float, help="Stop the search after this many seconds.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--save-plan", type=click.Path(dir_okay=False), help="Write the chosen plan (replay with prune --plan).")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write the trajectory and result as JSON.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of metric vs MACs/speedup per step.")
+@click.option("--no-cache", is_flag=True, help="Re-measure the latency model even if cached.")
+@verbose_option
+@run_command("auto")
+def auto(model, output, target_speedup, target_macs, target_params, max_drop, min_snr, criterion, round_to, exclude, shapes,
+         allow_io_change, provider, threads, runs, latency_model, calib, n_eval, data, max_evals, time_limit, seed,
+         save_plan, report, plot, no_cache, verbose):
+    """Prune MODEL to a goal within a metric budget; write OUTPUT (verified like prune)."""
+    goal, target = _goal(target_speedup, target_macs, target_params)
+    if max_drop is None and min_snr is None:
+        max_drop = 1.0
+    if max_drop is not None and max_drop < 0:
+        raise UsageError(f"--max-drop {max_drop} must be >= 0")
+    for flag, value in (("--round-to", round_to), ("--calib", calib), ("--eval", n_eval), ("--max-evals", max_evals),
+                        ("--runs", runs)):
+        if value < 1:
+            raise UsageError(f"{flag} {value} must be at least 1")
+    if time_limit is not None and time_limit <= 0:
+        raise UsageError(f"--time-limit {time_limit} must be positive")
+    check_output_path(model, output)
+    source = f"--data {data.path}" if data else "seeded random inputs"
+
+    def on_sensitivity(sens):
+        click.echo(f"sensitivity: {len(sens.sizes)} groups, {sens.passes} forward passes ({sens.seconds:.1f}s) on "
+                   f"{calib} calibration feeds from {source}; most sensitive: "
+                   + ", ".join(f"{n} ({d:.3g})" for n, d in sens.ranking()[:3]))
+
+    def on_latency(lat):
+        click.echo(f"latency model: {provider}, {threads} thread(s), original {lat.base_ms:.3f} ms; "
+                   + ("cached" if lat.cached else f"{lat.passes} timed passes ({lat.seconds:.1f}s)"))
+
+    def progress(e):
+        speed = f"{e['predicted_speedup']:.2f}x pred | " if "predicted_speedup" in e else ""
+        if "measured_speedup" in e:
+            speed = speed[:-3] + f", {e['measured_speedup']:.2f}x measured | "
+        metric = f"top1 {e['metrics']['top1_agreement']:.1f}% (drop {e['drop']:.2f}), SNR {e['metrics']['snr_db']:.1f} dB"
+        click.echo(f"step {e['step']:3d}: {e['group']} {e['kept']}/{e['size']} | {speed}MACs {100 * e['macs']:.1f}% "
+                   f"| params {100 * e['params']:.1f}% | {metric} | {'ok' if e['accepted'] else 'over budget, step back'}")
+
+    done = auto_prune(model, goal=goal, target=target, max_drop=max_drop, min_snr=min_snr, data=data, calib=calib,
+                      n_eval=n_eval, latency=latency_model, provider=provider, threads=threads, runs=runs,
+                      cache=not no_cache, max_evals=max_evals, time_limit=time_limit, criterion=criterion,
+                      round_to=round_to, exclude=exclude, shapes=shapes, allow_io_change=allow_io_change, seed=seed,
+                      on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress)
+    found, speedup = done.search, done.measured_speedup
+    from .main import print_summary
+
+    print_summary(done.result, Path(model).stat().st_size)
+    budget = " and ".join(([f"drop <= {max_drop:g}"] if max_drop is not None else [])
+                          + ([f"SNR >= {min_snr:g} dB"] if min_snr is not None else []))
+    unit = "x" if goal == "speedup" else f" of the original's {goal}"
+    verb = "reached" if found.reached else "NOT reached"
+    click.echo(f"goal {goal} {target:g}: {verb} ({found.stop_reason}); got {found.achieved:.3g}{unit}, "
+               f"measured speedup {speedup:.2f}x on {provider if latency_model == 'measured' else 'the MACs proxy'}; "
+               f"top-1 agreement {done.metrics['top1_agreement']:.1f}% on {n_eval} held-out feeds from {source} "
+               f"(budget: {budget}); {found.evals} evaluations")
+    check_verified(done.result)  # before anything is written
+    data_out = done.report() | {"feeds": source}
+    if plot:  # first: the one writer that can fail on a missing package
+        from ..auto_plot import plot_trajectory
+
+        plot_trajectory(data_out, plot, title=f"{Path(model).name}: {goal} {target:g}, budget {budget} — {verb}")
+    if report:
+        write_json(report, data_out)
+    if save_plan:
+        Path(save_plan).write_text(done.plan.to_json())
+    done.result.save(output)
+    click.echo(f"wrote {output} ({human(Path(output).stat().st_size)}B)")
+    return "PASSED" if found.reached else "PARTIAL"
