@@ -258,7 +258,7 @@ def auto_prune(model_or_path, *, goal: str, target: float, max_drop: float | Non
                provider: str = "CPUExecutionProvider", threads: int = 1, runs: int = 100, cache: bool = True,
                max_evals: int = 200, time_limit: float | None = None, compensate=None, criterion: str = "l1",
                round_to: int = 4, exclude=(), shapes=None, allow_io_change: bool = False, seed: int = 0,
-               on_sensitivity=None, on_latency=None, progress=None) -> AutoResult:
+               metric: str = "top1_agreement", on_sensitivity=None, on_latency=None, progress=None) -> AutoResult:
     """The whole `onnxprune auto` pipeline as one call. `evaluate` defaults to label-free
     fidelity on `n_eval` held-out feeds (from `data`, a DataConfig, or seeded random inputs);
     `latency` is "measured" (LatencyModel on `provider`), "macs" (MacsLatency) or an object with
@@ -293,7 +293,8 @@ def auto_prune(model_or_path, *, goal: str, target: float, max_drop: float | Non
                 on_latency(latency)
     found = search(space, goal, target, sensitivity=sens, evaluate=evaluate,
                    latency=latency if goal == "speedup" else None, max_drop=max_drop, min_snr=min_snr,
-                   max_evals=max_evals, time_limit=time_limit, compensate=compensate, progress=progress)
+                   max_evals=max_evals, time_limit=time_limit, compensate=compensate, progress=progress,
+                   metric=metric)
     done = finish(model, space, found, goal=goal, target=target, sensitivity=sens, evaluate=evaluate,
                   latency=latency if goal == "speedup" else None, shapes=shapes, exclude=exclude,
                   allow_io_change=allow_io_change)

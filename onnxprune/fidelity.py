@@ -26,20 +26,24 @@ from .runtime import make_session, random_feeds
 
 def make_feeds(model: onnx.ModelProto, shapes: dict, *, count: int, seed: int, data=None,
                part: int = 0, parts: int = 2) -> list[dict]:
-    """`count` feeds: with `data` (a DataConfig), examples whose index % parts == part, so
-    calibration (part 0) and evaluation (part 1) never share an example; else seeded random
-    inputs (seeds seed+part*100000 onwards)."""
+    """`count` feeds: with `data` (a DataConfig), examples of its calibration split (part 0) or
+    held-out split (part 1; the data module's deterministic split by file, so the two never
+    share a clip); else seeded random inputs (seeds seed+part*100000 onwards)."""
     if data is not None:
-        from .data import DataError, load_examples
-
-        picked = itertools.islice((ex.feeds for i, ex in enumerate(load_examples(model, data)) if i % parts == part),
-                                  count)
-        feeds = list(picked)
-        if not feeds:
-            raise DataError(f"--data {data.path}: too few examples to split into calibration and evaluation")
-        return feeds
+        return [ex.feeds for ex in held_out_examples(model, data, count=count, part=part)]
     session = make_session(model)
     return [random_feeds(session, shapes, seed + part * 100000 + i) for i in range(count)]
+
+
+def held_out_examples(model: onnx.ModelProto, data, *, count: int, part: int) -> list:
+    """Up to `count` Examples of the calibration (part 0) or evaluation (part 1) split."""
+    from .data import DataError, load_examples, split_examples
+
+    config = split_examples(data)[part]
+    examples = list(itertools.islice(load_examples(model, config), count))
+    if not examples:
+        raise DataError(f"--data {data.path}: too few examples to split into calibration and evaluation")
+    return examples
 
 
 class Fidelity:

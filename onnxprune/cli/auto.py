@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -12,6 +13,7 @@ from ..errors import UsageError
 from ..io import check_output_path
 from ..scoring import CRITERIA
 from .common import human, run_command, shape_option, verbose_option, write_json
+from .bench import task_options
 from .data_options import data_options
 
 
@@ -21,6 +23,32 @@ def _goal(speedup, macs, params) -> tuple[str, float]:
         raise UsageError("give exactly one goal: --target-speedup X, --target-macs F or --target-params F")
     check_goal(*given[0])
     return given[0]
+
+
+def _task_evaluator(model, data, kw: dict, n_eval: int, shapes):
+    """(evaluate, metric key, display name): the task metric on the held-out split with --task,
+    else None and top-1 agreement (auto_prune's label-free default)."""
+    if not kw.get("task"):
+        return None, "top1_agreement", "top-1 agreement"
+    if data is None:
+        raise UsageError(f"--task {kw['task']} needs labelled --data")
+    from ..bench.tasks import TaskConfig
+    from ..fidelity import held_out_examples
+    from ..io import load_model
+    from ..shapes import parse_shape_specs
+    from ..task_eval import TASK_POINTS, TaskEvaluator
+
+    cfg = TaskConfig(task=kw["task"], labels_file=kw["labels_file"], positive=kw["positive"], threshold=kw["threshold"],
+                     segments=kw["segments"], frame_hop=kw["frame_hop"], vocab=kw["vocab"], blank=kw["blank"],
+                     clip_seconds=kw["clip_seconds"])
+    original = load_model(model)
+    data = replace(data, shapes=parse_shape_specs(shapes) or None)
+    evaluator = TaskEvaluator(original, held_out_examples(original, data, count=n_eval, part=1), cfg)
+    return evaluator, "task", f"{kw['task']} {TASK_POINTS[kw['task']][0]}"
+
+
+def _shown(metrics: dict, key: str) -> float:
+    return abs(metrics[key]) if key == "task" else metrics[key]
 
 
 @click.command("auto")
@@ -45,6 +73,7 @@ def _goal(speedup, macs, params) -> tuple[str, float]:
 @click.option("--calib", type=int, default=16, show_default=True, help="Calibration feeds for sensitivity.")
 @click.option("--eval", "n_eval", type=int, default=32, show_default=True, help="Held-out feeds for the metric.")
 @data_options
+@task_options
 @click.option("--max-evals", type=int, default=200, show_default=True, help="Stop after this many evaluations.")
 @click.option("--time-limit", type=float, help="Stop the search after this many seconds.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -56,7 +85,7 @@ def _goal(speedup, macs, params) -> tuple[str, float]:
 @run_command("auto")
 def auto(model, output, target_speedup, target_macs, target_params, max_drop, min_snr, criterion, round_to, exclude, shapes,
          allow_io_change, provider, threads, runs, latency_model, calib, n_eval, data, max_evals, time_limit, seed,
-         save_plan, report, plot, no_cache, verbose):
+         save_plan, report, plot, no_cache, verbose, **task_kw):
     """Prune MODEL to a goal within a metric budget; write OUTPUT (verified like prune)."""
     goal, target = _goal(target_speedup, target_macs, target_params)
     if max_drop is None and min_snr is None:
@@ -71,6 +100,7 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
         raise UsageError(f"--time-limit {time_limit} must be positive")
     check_output_path(model, output)
     source = f"--data {data.path}" if data else "seeded random inputs"
+    evaluate, metric, metric_name = _task_evaluator(model, data, task_kw, n_eval, shapes)
 
     def on_sensitivity(sens):
         click.echo(f"sensitivity: {len(sens.sizes)} groups, {sens.passes} forward passes ({sens.seconds:.1f}s) on "
@@ -85,7 +115,14 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
         speed = f"{e['predicted_speedup']:.2f}x pred | " if "predicted_speedup" in e else ""
         if "measured_speedup" in e:
             speed = speed[:-3] + f", {e['measured_speedup']:.2f}x measured | "
-        metric = f"top1 {e['metrics']['top1_agreement']:.1f}% (drop {e['drop']:.2f}), SNR {e['metrics']['snr_db']:.1f} dB"
+        m = e.get("metrics")
+        if not m:
+            metric = "not evaluated"
+        elif metric_name != "top-1 agreement":
+            metric = (f"{metric_name} {abs(m['task']):.1f} (drop {e['drop']:.2f}), top1 {m['top1_agreement']:.1f}%, "
+                      f"SNR {m['snr_db']:.1f} dB")
+        else:
+            metric = f"top1 {m['top1_agreement']:.1f}% (drop {e['drop']:.2f}), SNR {m['snr_db']:.1f} dB"
         click.echo(f"step {e['step']:3d}: {e['group']} {e['kept']}/{e['size']} | {speed}MACs {100 * e['macs']:.1f}% "
                    f"| params {100 * e['params']:.1f}% | {metric} | {'ok' if e['accepted'] else 'over budget, step back'}")
 
@@ -93,7 +130,8 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
                       n_eval=n_eval, latency=latency_model, provider=provider, threads=threads, runs=runs,
                       cache=not no_cache, max_evals=max_evals, time_limit=time_limit, criterion=criterion,
                       round_to=round_to, exclude=exclude, shapes=shapes, allow_io_change=allow_io_change, seed=seed,
-                      on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress)
+                      evaluate=evaluate, metric=metric, on_sensitivity=on_sensitivity, on_latency=on_latency,
+                      progress=progress)
     found, speedup = done.search, done.measured_speedup
     from .main import print_summary
 
@@ -104,7 +142,7 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
     verb = "reached" if found.reached else "NOT reached"
     click.echo(f"goal {goal} {target:g}: {verb} ({found.stop_reason}); got {found.achieved:.3g}{unit}, "
                f"measured speedup {speedup:.2f}x on {provider if latency_model == 'measured' else 'the MACs proxy'}; "
-               f"top-1 agreement {done.metrics['top1_agreement']:.1f}% on {n_eval} held-out feeds from {source} "
+               f"{metric_name} {_shown(done.metrics, metric):.1f} on {n_eval} held-out feeds from {source} "
                f"(budget: {budget}); {found.evals} evaluations")
     check_verified(done.result)  # before anything is written
     data_out = done.report() | {"feeds": source}
