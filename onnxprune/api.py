@@ -214,3 +214,8 @@ def _data_info(analysis: Analysis, config: PruneConfig, calib) -> dict[str, dict
             info["criterion"] = config.criterion if rate is not None else "l1"
         out[names[g.id]] = info
     return out
+
+
+def check_verified(result: PruneResult) -> None:
+    if result.verify is not None and not result.verify.passed:
+        raise VerificationError(f"verification failed: {result.verify.message}")

@@ -172,7 +172,11 @@ def calibrate(analysis: Analysis, feeds: Iterable[dict], *, moments: bool = Fals
     for feed in feeds:
         examples += 1
         wanted = [n for n in fetched if n in names]
-        got = dict(zip(wanted, session.run(wanted, feed))) if wanted else {}
+        try:
+            got = dict(zip(wanted, session.run(wanted, feed))) if wanted else {}
+        except Exception as exc:  # wrong input names, shapes or types in the calibration data
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"calibration example {examples} does not fit the model: {first}") from None
         got.update({k: v for k, v in feed.items() if k in values})
         for (value, axis), st in stats.items():
             st.add(rows_of(got[value], axis))

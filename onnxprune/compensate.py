@@ -28,7 +28,7 @@ from .graph import GraphIndex, attr
 from .rewrite import ConstantWriter
 
 METHODS = ("none", "bias", "lstsq")
-RIDGE = 1e-4  # relative to the mean diagonal of the kept moments: keeps the refit well posed
+RIDGE = 1e-6  # relative to the mean diagonal of the kept moments: keeps the refit well posed
 
 
 def compensate(analysis: Analysis, removed: set[int], calib: Calibration, method: str,
