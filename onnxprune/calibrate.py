@@ -53,15 +53,18 @@ class ChannelStats:
     total_sq: np.ndarray | None = None
     nonpositive: np.ndarray | None = None
 
-    def add(self, rows: np.ndarray) -> None:
+    def add(self, value: np.ndarray, axis: int) -> None:
+        """Fold in one tensor: sums over every axis but `axis`, accumulated in float64."""
+        value = np.asarray(value)
+        others = tuple(a for a in range(value.ndim) if a != axis)
         if self.total is None:
-            k = rows.shape[1]
+            k = value.shape[axis]
             self.total, self.total_abs, self.total_sq, self.nonpositive = (np.zeros(k) for _ in range(4))
-        self.n += rows.shape[0]
-        self.total += rows.sum(axis=0)
-        self.total_abs += np.abs(rows).sum(axis=0)
-        self.total_sq += (rows * rows).sum(axis=0)
-        self.nonpositive += (rows <= 0).sum(axis=0)
+        self.n += value.size // max(1, value.shape[axis])
+        self.total += value.sum(axis=others, dtype=np.float64)
+        self.total_abs += np.abs(value).sum(axis=others, dtype=np.float64)
+        self.total_sq += np.square(value, dtype=np.float64).sum(axis=others)
+        self.nonpositive += (value <= 0).sum(axis=others)
 
     @property
     def mean(self) -> np.ndarray:
@@ -189,7 +192,7 @@ def _calibrate(analysis: Analysis, feeds: Iterable[dict], moments: bool) -> Cali
             raise UsageError(f"calibration example {examples} does not fit the model: {first}") from None
         got.update({k: v for k, v in feed.items() if k in values})
         for (value, axis), st in stats.items():
-            st.add(rows_of(got[value], axis))
+            st.add(got[value], axis)
         for s in need:
             rows = rows_of(got[s.value], s.axis)
             aug = np.concatenate([rows, np.ones((rows.shape[0], 1))], axis=1)
