@@ -62,18 +62,24 @@ def compensate(analysis: Analysis, removed: set[int], calib: Calibration, method
         use_lstsq = method == "lstsq" and moment is not None and (site.kind != "conv" or site.pointwise) \
             and linear.bias_per_output
         target = linear.augmented()
-        if use_lstsq:
-            new = _refit(target, moment, keep, ridge)
-            row["method"] = "lstsq"
-        else:
-            mean = calib.of(site).mean
-            new = target.copy()
-            new[:, -1] += linear.kernel_sum()[:, ~keep] @ mean[~keep]
-            row["method"] = "bias"
-            if method == "lstsq":
-                row["note"] = "no moments for this consumer (k x k Conv or too wide): bias instead"
+        mean = calib.of(site).mean
+        new = target.copy()
+        new[:, -1] += linear.kernel_sum()[:, ~keep] @ mean[~keep]
+        row["method"] = "bias"
+        if method == "lstsq" and not use_lstsq:
+            row["note"] = "no moments for this consumer (k x k Conv or too wide): bias instead"
         if moment is not None and (site.kind != "conv" or site.pointwise):
             row["error_none"], row["error_after"] = _errors(target, new, moment, keep)
+            if use_lstsq:
+                refit = _refit(target, moment, keep, ridge)
+                error = _errors(target, refit, moment, keep)[1]
+                if error < 0.99 * row["error_after"]:  # only where it beats bias on the calibration data
+                    new, row["method"], row["error_after"] = refit, "lstsq", error
+                else:
+                    row["note"] = "lstsq did not lower the calibration error: bias kept"
+        for k in ("error_none", "error_after"):
+            if k in row:
+                row[k] = float(f"{row[k]:.4g}")
         linear.write(new, new_adds, key[0])
     writer.commit()
     for node_pos, bias in sorted(new_adds, key=lambda t: -t[0]):
@@ -222,4 +228,4 @@ def _errors(target, new, moment, keep) -> tuple[float, float]:
         d = np.where(mask, t, 0.0) - target
         return float(np.einsum("ij,jk,ik->", d, moment, d))
     energy = float(np.einsum("ij,jk,ik->", target, moment, target)) or 1.0
-    return round(err(target) / energy, 6), round(err(new) / energy, 6)
+    return err(target) / energy, err(new) / energy
