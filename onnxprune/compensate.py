@@ -111,8 +111,9 @@ class _Linear:
             if beta == 0.0 and c is not None:
                 return None
             per_output = c is None or c.ndim == 0 or (c.size == n) or c.size == 1
-            b = np.zeros(n) if c is None else np.broadcast_to(beta * c.astype(np.float64), (n,)).copy() \
-                if per_output else np.zeros(n)
+            b = np.zeros(n)
+            if c is not None and per_output:  # C of shape (), (1,), (N,) or (1, N)
+                b = np.broadcast_to(beta * c.astype(np.float64).reshape(-1), (n,)).copy()
             wm = (w if trans_b else w.T) * alpha
             return cls(site, node, writer, index, wm, b, (alpha, beta, trans_b, c), per_output)
         if kind == "matmul" and w.ndim == 2:

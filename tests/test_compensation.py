@@ -42,6 +42,9 @@ def _constant_channel_model(consumer: str, seed: int = 0) -> tuple[onnx.ModelPro
     h = b.op("Relu", [b.op("Add", [b.op("MatMul", [x, b.const(w)]), b.const(bias)])])
     if consumer == "gemm":
         y = b.gemm(h, C, 5, trans_b=True)
+    elif consumer == "gemm_alpha_beta":  # C of shape (1, N), alpha and beta not 1
+        y = b.op("Gemm", [h, b.const(b.weight(C, 5, axis0_spread=False)), b.const(b.rng.standard_normal((1, 5)))],
+                 alpha=0.5, beta=2.0)
     elif consumer == "matmul":  # no bias: compensation must insert an Add
         y = b.op("MatMul", [h, b.const(b.weight(C, 5, axis0_spread=False))])
     elif consumer == "lstm":
@@ -80,7 +83,7 @@ def _max_diff(a, b, feeds):
     return max(float(np.max(np.abs(sa.run(None, f)[0] - sb.run(None, f)[0]))) for f in feeds)
 
 
-CONSUMERS = ["conv1x1", "gemm", "matmul", "lstm", "gru"]
+CONSUMERS = ["conv1x1", "gemm", "gemm_alpha_beta", "matmul", "lstm", "gru"]
 
 
 @pytest.mark.parametrize("consumer", CONSUMERS)
@@ -114,18 +117,25 @@ def test_bias_on_a_kxk_conv_is_exact_away_from_the_padded_border():
         assert np.allclose(so.run(None, f)[0], sp.run(None, f)[0], atol=1e-4)
 
 
-def _redundant_model(seed=0) -> onnx.ModelProto:
+def _redundant_model(seed=0, second="gemm") -> onnx.ModelProto:
     """x (6 features) -> Gemm to 16 channels (rank 6: each channel a mix of the inputs) -> Gemm 16 -> 4.
     Any 8 kept channels span the same space, so a refit can reproduce the output."""
     b = GraphBuilder(seed=seed)
     x = b.input("x", [8, 6])
     h = b.gemm(x, 6, 16)
-    y = b.gemm(h, 16, 4)
+    if second == "gemm":
+        y = b.gemm(h, 16, 4)
+    elif second == "gemm_alpha_beta":
+        y = b.op("Gemm", [h, b.const(b.weight(4, 16)), b.const(b.rng.standard_normal((1, 4)))], alpha=0.5, beta=2.0,
+                 transB=1)
+    else:  # a bias-less MatMul: lstsq's new bias needs a new Add
+        y = b.matmul(h, 16, 4)
     return b.model([y], ir_version=10)
 
 
-def test_lstsq_reduces_consumer_output_error_vs_none_and_bias():
-    model = _redundant_model()
+@pytest.mark.parametrize("second", ["gemm", "gemm_alpha_beta", "matmul"])
+def test_lstsq_reduces_consumer_output_error_vs_none_and_bias(second):
+    model = _redundant_model(second=second)
     cal, held_out = _feeds(model, 32, 0), _feeds(model, 8, 1)
     errors = {}
     for method in ("none", "bias", "lstsq"):
