@@ -101,8 +101,8 @@ def main():
     out.write_text("# Criteria and compensation: fidelity to the original on held-out real audio\n\n"
                    f"`python benchmarks/criteria_table.py --ratios {args.ratios}` (clips: {args.clips.name} calib/eval "
                    "sets of the zoo's synthesized keyword speech; default --round-to 4; every result verified "
-                   "against its reference). The bundled KWS model is seeded, not trained: it predicts nearly "
-                   "the same class for every clip, so its top-1 agreement says little; its logits SNR is the "
+                   "against its reference). The bundled KWS model is seeded, not trained: it predicts the same "
+                   "class for all 300 held-out clips, so its top-1 agreement says little; its logits SNR is the "
                    "measure.\n\n" + "\n".join(sections))
     out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
     print(f"wrote {out}")
