@@ -6,6 +6,7 @@ import copy
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import onnx
@@ -16,6 +17,9 @@ from .io import fingerprint, load_model, save_model
 from .plan import Plan, group_names, make_plan, removed_classes
 from .rewrite import apply_removal, io_masks
 from .scoring import criterion_used, score_group
+from .calibrate import calibrate
+from .compensate import METHODS, compensate
+from .criteria_data import DATA_CRITERIA, apoz, score_group_data
 from .shapes import infer_value_shapes, parse_input_values, parse_shape_specs
 from .stats import count_macs, count_params, op_histogram
 from .verify import VerifyResult, full_check, verify
@@ -36,6 +40,8 @@ class PruneConfig:
     allow_io_change: bool = False
     plan: Plan | None = None
     inputs: dict | None = None  # NAME -> values fed instead of random ones (e.g. {"sr": [16000]})
+    calibration: Sequence[dict] | None = None  # feed dicts for data-aware criteria and compensation
+    compensate: str = "none"  # none | bias | lstsq (see compensate.py)
 
 
 @dataclass
@@ -52,6 +58,8 @@ class PruneResult:
     seconds: float = 0.0
     config: PruneConfig = field(default_factory=PruneConfig)
     resized_io: list[dict] = field(default_factory=list)
+    compensation: list[dict] = field(default_factory=list)  # one row per consumer that lost inputs
+    calibration_examples: int = 0
 
     def save(self, path: str | os.PathLike) -> None:
         save_model(self.model, path)
@@ -68,7 +76,9 @@ class PruneResult:
             "config": {"ratio": self.config.ratio, "criterion": self.config.criterion,
                        "global": self.config.global_ranking, "round_to": self.config.round_to,
                        "exclude": list(self.config.exclude), "seed": self.config.seed,
-                       "inputs": self.analysis.input_values or None},
+                       "inputs": self.analysis.input_values or None,
+                       "compensate": self.config.compensate, "calibration_examples": self.calibration_examples},
+            "compensation": self.compensation,
             "seconds": round(self.seconds, 3),
         }
 
@@ -116,7 +126,8 @@ def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> Pru
                              allow_io_change=config.allow_io_change, values=_values(config.inputs))
     fp = fingerprint(model)
     rng = np.random.default_rng(config.seed)
-    scores = {g.id: score_group(analysis, g, config.criterion, rng) for g in analysis.groups if g.prunable}
+    calib = _calibrate(analysis, config)
+    scores = {g.id: _score(analysis, g, config, rng, calib) for g in analysis.groups if g.prunable}
     if config.plan is not None:
         if config.plan.fingerprint != fp:
             raise UsageError(f"plan was made for another model (fingerprint {config.plan.fingerprint}, this model {fp})")
@@ -126,6 +137,13 @@ def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> Pru
                          round_to=config.round_to, fingerprint=fp)
         plan.meta["criterion"] = config.criterion
     removed = removed_classes(analysis, plan)
+    data_info = _data_info(analysis, config, calib)
+    compensation: list[dict] = []
+    if removed and config.compensate != "none":  # new weights at original shapes, then analysed afresh
+        compensated, compensation = compensate(analysis, removed, calib, config.compensate)
+        analysis = analyze_model(compensated, shapes=_shapes(config.shapes), exclude=config.exclude,
+                                 allow_io_change=config.allow_io_change, values=_values(config.inputs))
+        removed = removed_classes(analysis, plan)
     if removed:
         pruned = apply_removal(analysis, removed, mode="prune")
         reference = apply_removal(analysis, removed, mode="reference")
@@ -151,6 +169,7 @@ def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> Pru
         groups.append({"name": names[g.id], "unit": g.unit, "size": g.size, "kept": len(keep), "prunable": g.prunable,
                        "blocked_by": g.blocked_by or None, "members": g.members(),
                        "criterion": criterion_used(analysis, g, config.criterion) if g.prunable else None})
+        groups[-1].update(data_info.get(names[g.id], {}))
     for s in analysis.sources:
         kept = int(sum(1 for a in s.atoms.tolist() if analysis.atoms.find(a) not in removed))
         layers.append({"node": s.node.name or s.output, "op": s.node.op_type, "channels_before": len(s.atoms),
@@ -158,8 +177,52 @@ def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> Pru
     resized = [{"name": name, "kind": kind, "axis": axis, "old": len(keep), "new": int(keep.sum())}
                for name, (axis, keep, kind) in io.items()]
     result = PruneResult(pruned, reference, plan, analysis, result_verify, before, after, groups, layers,
-                         time.perf_counter() - start, config, resized)
+                         time.perf_counter() - start, config, resized, compensation,
+                         calib.examples if calib else 0)
     return result
+
+
+def _calibrate(analysis: Analysis, config: PruneConfig):
+    """Calibration statistics, when the criterion or the compensation needs data."""
+    data_needed = config.criterion in DATA_CRITERIA or config.compensate != "none"
+    if config.compensate not in METHODS:
+        raise UsageError(f"unknown compensation '{config.compensate}' (choose from {', '.join(METHODS)})")
+    if not data_needed:
+        return None
+    if config.calibration is None:
+        what = f"criterion '{config.criterion}'" if config.criterion in DATA_CRITERIA else \
+            f"compensation '{config.compensate}'"
+        raise UsageError(f"{what} needs calibration data (--data)")
+    return calibrate(analysis, config.calibration,
+                     moments=config.criterion == "reconstruction" or config.compensate == "lstsq")
+
+
+def _score(analysis, group, config: PruneConfig, rng, calib) -> np.ndarray:
+    if config.criterion in DATA_CRITERIA:
+        scores = score_group_data(analysis, group, config.criterion, calib)
+        if scores is not None:
+            return scores
+        return score_group(analysis, group, "l1", rng)  # no calibrated consumer reads it
+    return score_group(analysis, group, config.criterion, rng)
+
+
+def _data_info(analysis: Analysis, config: PruneConfig, calib) -> dict[str, dict]:
+    """Per prunable group (by name): the data-aware criterion actually used, mean APoZ and the
+    number of dead channels (<= 0 on every calibration value)."""
+    if calib is None:
+        return {}
+    names = group_names(analysis)
+    out = {}
+    for g in analysis.groups:
+        if not g.prunable:
+            continue
+        rate = apoz(analysis, g, calib)
+        info = {"apoz_mean": None if rate is None else round(float(rate.mean()), 4),
+                "dead_channels": None if rate is None else int((rate >= 1.0).sum())}
+        if config.criterion in DATA_CRITERIA:
+            info["criterion"] = config.criterion if rate is not None else "l1"
+        out[names[g.id]] = info
+    return out
 
 
 def check_verified(result: PruneResult) -> None:

@@ -11,9 +11,13 @@ from ..api import PruneConfig, analyze, check_verified, model_stats, prune
 from ..errors import UsageError
 from ..io import check_output_path, load_model
 from ..plan import Plan, group_names
+from ..compensate import METHODS
+from ..criteria_data import DATA_CRITERIA
 from ..scoring import CRITERIA
 from ..shapes import parse_input_values
+from .calibration import calibration_feeds
 from .common import human, input_option, run_command, shape_option, table, verbose_option, write_json
+from .data_options import data_options
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,7 +75,10 @@ def inspect(model, shapes, inputs, exclude, allow_io_change, json_path, verbose)
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--ratio", type=float, default=0.5, show_default=True, help="Fraction of each group's channels to remove.")
-@click.option("--criterion", type=click.Choice(CRITERIA), default="l1", show_default=True)
+@click.option("--criterion", type=click.Choice(CRITERIA + DATA_CRITERIA), default="l1", show_default=True,
+              help="activation/reconstruction rank channels on --data (see README).")
+@click.option("--compensate", type=click.Choice(METHODS), default="none", show_default=True,
+              help="Fold removed channels' mean into biases (bias) or refit consumers (lstsq); needs --data.")
 @click.option("--global", "global_ranking", is_flag=True, help="Rank channels across groups instead of a uniform ratio.")
 @click.option("--allocate", type=click.Choice(["uniform", "sensitivity"]), default="uniform", show_default=True,
               help="sensitivity: per-group ratios with the MACs of a uniform --ratio, measured-sensitive groups pruned less.")
@@ -89,10 +96,11 @@ def inspect(model, shapes, inputs, exclude, allow_io_change, json_path, verbose)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-verify", is_flag=True, help="Skip the reference comparison (not recommended).")
 @click.option("--force", is_flag=True, help="Write the output even if verification fails.")
+@data_options
 @verbose_option
 @run_command("prune")
-def prune_cmd(model, output, ratio, criterion, global_ranking, allocate, round_to, exclude, shapes, inputs, plan_path, save_plan,
-              report, allow_io_change, atol, rtol, seed, no_verify, force, verbose):
+def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, allocate, round_to, exclude, shapes, inputs,
+              plan_path, save_plan, report, allow_io_change, atol, rtol, seed, no_verify, force, data, verbose):
     """Prune MODEL and write OUTPUT (verified against the reference model by default)."""
     if not 0.0 <= ratio < 1.0:
         raise UsageError(f"--ratio {ratio} is out of range: use 0 <= ratio < 1")
@@ -111,15 +119,19 @@ def prune_cmd(model, output, ratio, criterion, global_ranking, allocate, round_t
         if "macs_fraction" in plan.meta:
             click.echo(f"allocate: sensitivity-guided widths keep {plan.meta['macs_fraction']:.1%} of the MACs "
                        f"(uniform --ratio {ratio:g}: {plan.meta['uniform_macs_fraction']:.1%})")
+    calibration = calibration_feeds(onnx_model, data, shapes, criterion, compensate)
     config = PruneConfig(ratio=ratio, criterion=criterion, global_ranking=global_ranking, round_to=round_to,
                          exclude=tuple(exclude), shapes=shapes, verify=not no_verify, atol=atol, rtol=rtol,
-                         seed=seed, allow_io_change=allow_io_change, plan=plan, inputs=parse_input_values(inputs))
+                         seed=seed, allow_io_change=allow_io_change, plan=plan, inputs=parse_input_values(inputs),
+                         calibration=calibration, compensate=compensate)
     result = prune(onnx_model, config=config)
     print_summary(result, Path(model).stat().st_size)
     if report:
         write_json(report, result.report())
     if save_plan:
         Path(save_plan).write_text(result.plan.to_json())
+    if result.calibration_examples:
+        print_compensation(result)
     if not force:
         check_verified(result)
     result.save(output)
@@ -127,6 +139,17 @@ def prune_cmd(model, output, ratio, criterion, global_ranking, allocate, round_t
     if result.verify is not None and not result.verify.passed:
         return "FAILED"
     return "PASSED"
+
+
+def print_compensation(result) -> None:
+    c = result.config
+    click.echo(f"data: criterion {c.criterion}, compensation {c.compensate}, "
+               f"{result.calibration_examples} calibration examples")
+    for row in result.compensation:
+        err = (f"; calibration output error {row['error_none']:.3g} -> {row['error_after']:.3g}"
+               if "error_after" in row else "")
+        click.echo(f"  {row['node']} ({row['op']}): {row['inputs_removed']}/{row['inputs']} inputs removed, "
+                   f"{row['method']}{err}" + (f" ({row['note']})" if row["note"] else ""))
 
 
 def print_summary(result, file_size_before: int | None = None) -> None:

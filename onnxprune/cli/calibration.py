@@ -1,0 +1,26 @@
+"""Calibration feeds for `prune`: read through the shared data interface, checked up front so a
+data-aware option without --data is one line of usage error."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..criteria_data import DATA_CRITERIA
+from ..data import DataConfig, load_examples
+from ..errors import UsageError
+from ..shapes import parse_shape_specs
+
+
+def calibration_feeds(model, data: DataConfig | None, shapes, criterion: str, compensate: str):
+    """The feed dicts of --data (a one-pass generator), or None. Data-aware criteria and compensation require --data."""
+    needs = criterion in DATA_CRITERIA or compensate != "none"
+    if data is None:
+        if needs:
+            what = f"--criterion {criterion}" if criterion in DATA_CRITERIA else f"--compensate {compensate}"
+            raise UsageError(f"{what} needs calibration data: pass --data (audio folder, manifest or .npz dumps)")
+        return None
+    if not needs:
+        raise UsageError("--data is used only by --criterion activation|reconstruction or --compensate bias|lstsq")
+    if shapes:
+        data = dataclasses.replace(data, shapes=parse_shape_specs(shapes))
+    return (ex.feeds for ex in load_examples(model, data))  # streamed: calibration reads it once

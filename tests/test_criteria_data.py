@@ -1,0 +1,145 @@
+"""Calibration statistics and the data-aware criteria, plus the errors a user can make with them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+import onnxprune
+from onnxprune.calibrate import calibrate
+from onnxprune.cli.main import main
+from onnxprune.criteria_data import score_group_data
+from onnxprune.errors import UsageError
+from onnxprune.runtime import make_session
+
+from builders import GraphBuilder
+
+DEAD = 2  # channel made dead by construction: large negative bias before a Relu
+
+
+def _dead_channel_model(seed=0, batch=8) -> tuple[onnx.ModelProto, np.ndarray, np.ndarray]:
+    """x (batch, 6) -> Gemm to 6 channels (channel DEAD: bias -100, so always 0 after Relu) -> Relu -> Gemm -> 3."""
+    b = GraphBuilder(seed=seed)
+    x = b.input("x", [batch, 6])
+    w = b.weight(6, 6).T
+    bias = b.rng.standard_normal(6) * 0.1
+    bias[DEAD] = -100.0
+    h = b.op("Relu", [b.op("Gemm", [x, b.const(w), b.const(bias)])])
+    y = b.gemm(h, 6, 3)
+    return b.model([y], ir_version=10), w, bias
+
+
+def _feeds(n, seed=0, shape=(8, 6)):
+    rng = np.random.default_rng(seed)
+    return [{"x": rng.standard_normal(shape).astype(np.float32)} for _ in range(n)]
+
+
+def test_calibration_statistics_match_numpy():
+    model, w, bias = _dead_channel_model()
+    feeds = _feeds(5)
+    analysis = onnxprune.analyze(model)
+    calib = calibrate(analysis, feeds, moments=True)
+    site = next(s for s in calib.sites if s.kind == "gemm")
+    h = np.concatenate([np.maximum(f["x"].astype(np.float64) @ w + bias, 0) for f in feeds])
+    st = calib.of(site)
+    assert calib.examples == 5 and st.n == 40
+    assert np.allclose(st.mean, h.mean(axis=0), atol=1e-5)
+    assert np.allclose(st.mean_abs, np.abs(h).mean(axis=0), atol=1e-5)
+    assert np.allclose(st.apoz, (h <= 0).mean(axis=0))
+    aug = np.concatenate([h, np.ones((len(h), 1))], axis=1)
+    assert np.allclose(calib.moment(site), aug.T @ aug / len(h), atol=1e-4)
+
+
+@pytest.mark.parametrize("criterion", ["activation", "reconstruction"])
+def test_data_criteria_rank_a_dead_channel_lowest(criterion):
+    model, _, _ = _dead_channel_model()
+    analysis = onnxprune.analyze(model)
+    calib = calibrate(analysis, _feeds(10), moments=True)
+    group = next(g for g in analysis.groups if g.prunable)
+    scores = score_group_data(analysis, group, criterion, calib)
+    assert int(np.argmin(scores)) == DEAD
+    r = onnxprune.prune(model, ratio=0.2, round_to=1, criterion=criterion, calibration=_feeds(10))
+    row = next(g for g in r.groups if g["prunable"])
+    assert DEAD not in r.plan.groups[row["name"]] and row["kept"] == 5
+    assert row["dead_channels"] == 1 and row["apoz_mean"] >= 1 / 6
+    assert row["criterion"] == criterion
+    assert r.verify.passed
+
+
+def test_reconstruction_sees_what_activation_cannot():
+    """A busy channel that no consumer weight reads costs nothing to remove: reconstruction ranks it
+    lowest, activation (which looks at the channel alone) does not."""
+    b = GraphBuilder(seed=1)
+    x = b.input("x", [8, 6])
+    w1 = b.weight(6, 6).T
+    w1[:, 4] *= 10  # channel 4: by far the largest activations
+    h = b.op("Relu", [b.op("Gemm", [x, b.const(w1), b.const(np.full(6, 0.5))])])
+    w2 = b.weight(3, 6).T
+    w2[4, :] = 0  # ... which the consumer ignores
+    model = b.model([b.op("Gemm", [h, b.const(w2)])], ir_version=10)
+    analysis = onnxprune.analyze(model)
+    calib = calibrate(analysis, _feeds(10), moments=True)
+    group = next(g for g in analysis.groups if g.prunable)
+    assert int(np.argmin(score_group_data(analysis, group, "reconstruction", calib))) == 4
+    assert int(np.argmax(score_group_data(analysis, group, "activation", calib))) == 4
+
+
+def test_data_criteria_without_calibration_is_a_usage_error():
+    model, _, _ = _dead_channel_model()
+    with pytest.raises(UsageError, match="needs calibration data"):
+        onnxprune.prune(model, criterion="activation")
+    with pytest.raises(UsageError, match="needs calibration data"):
+        onnxprune.prune(model, compensate="bias")
+    with pytest.raises(UsageError, match="unknown compensation"):
+        onnxprune.prune(model, compensate="magic", calibration=_feeds(2))
+    with pytest.raises(UsageError, match="no examples"):
+        onnxprune.prune(model, criterion="activation", calibration=[])
+
+
+@pytest.fixture()
+def files(tmp_path):
+    model, _, _ = _dead_channel_model(batch=1)  # .npz dumps: one example per row, fed as batch 1
+    path = tmp_path / "m.onnx"
+    onnx.save(model, path)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "cal.npz", x=rng.standard_normal((20, 6)).astype(np.float32))
+    np.savez(tmp_path / "bad.npz", x=rng.standard_normal((6, 7)).astype(np.float32))
+    return tmp_path, path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--criterion", "activation"], "--criterion activation needs calibration data"),
+    (["--compensate", "lstsq"], "--compensate lstsq needs calibration data"),
+    (["--data", "{d}/cal.npz"], "--data is used only by"),
+    (["--compensate", "bias", "--data", "{d}/bad.npz"], "calibration example 1 does not fit the model"),
+    (["--compensate", "bias", "--data", "{d}/missing.npz"], "no such file"),
+])
+def test_cli_errors_are_one_line_and_write_nothing(files, args, message):
+    d, path = files
+    out = d / "out.onnx"
+    before = path.read_bytes()
+    res = CliRunner().invoke(main, ["prune", str(path), str(out)] + [a.format(d=d) for a in args])
+    assert res.exit_code == 2, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], res.output
+    assert "Traceback" not in res.output
+    assert not out.exists() and path.read_bytes() == before
+
+
+def test_cli_prune_with_data_reports_criterion_compensation_and_examples(files):
+    d, path = files
+    out, report = d / "out.onnx", d / "r.json"
+    res = CliRunner().invoke(main, ["prune", str(path), str(out), "--criterion", "reconstruction", "--compensate",
+                                    "lstsq", "--data", str(d / "cal.npz"), "--ratio", "0.5", "--round-to", "1",
+                                    "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    assert "data: criterion reconstruction, compensation lstsq, 20 calibration examples" in res.output
+    data = json.loads(report.read_text())
+    assert data["config"]["compensate"] == "lstsq" and data["config"]["calibration_examples"] == 20
+    assert [row["method"] for row in data["compensation"]] == ["lstsq"]
+    assert data["verify"]["passed"]
+    make_session(onnx.load(out))
