@@ -126,8 +126,8 @@ def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> Pru
                              allow_io_change=config.allow_io_change, values=_values(config.inputs))
     fp = fingerprint(model)
     rng = np.random.default_rng(config.seed)
-    calib = _calibrate(analysis, config)
-    scores = {g.id: _score(analysis, g, config, rng, calib) for g in analysis.groups if g.prunable}
+    calib = data_statistics(analysis, config)
+    scores = {g.id: channel_scores(analysis, g, config, rng, calib) for g in analysis.groups if g.prunable}
     if config.plan is not None:
         if config.plan.fingerprint != fp:
             raise UsageError(f"plan was made for another model (fingerprint {config.plan.fingerprint}, this model {fp})")
@@ -182,7 +182,7 @@ def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> Pru
     return result
 
 
-def _calibrate(analysis: Analysis, config: PruneConfig):
+def data_statistics(analysis: Analysis, config: PruneConfig):
     """Calibration statistics, when the criterion or the compensation needs data."""
     data_needed = config.criterion in DATA_CRITERIA or config.compensate != "none"
     if config.compensate not in METHODS:
@@ -197,7 +197,7 @@ def _calibrate(analysis: Analysis, config: PruneConfig):
                      moments=config.criterion == "reconstruction" or config.compensate == "lstsq")
 
 
-def _score(analysis, group, config: PruneConfig, rng, calib) -> np.ndarray:
+def channel_scores(analysis, group, config: PruneConfig, rng, calib) -> np.ndarray:
     if config.criterion in DATA_CRITERIA:
         scores = score_group_data(analysis, group, config.criterion, calib)
         if scores is not None:

@@ -217,13 +217,15 @@ class AutoResult:
 
 def finish(model: onnx.ModelProto, space: WidthSpace, found: SearchResult, *, goal: str, target: float,
            sensitivity: Sensitivity, evaluate=None, latency=None, shapes=None, exclude=(),
-           allow_io_change: bool = False, verify: bool = True, atol: float = 1e-5, rtol: float = 1e-4) -> AutoResult:
+           allow_io_change: bool = False, verify: bool = True, atol: float = 1e-5, rtol: float = 1e-4,
+           calibration=None) -> AutoResult:
     """Run the chosen widths through `prune` (verified), evaluate the result once more."""
     plan = space.plan(found.keep)
     plan.meta.update({"auto": {"goal": goal, "target": target, "reached": found.reached}})
+    plan.meta.update({"compensate": space.compensate})
     config = PruneConfig(ratio=0.0, criterion=space.criterion, round_to=space.round_to, exclude=tuple(exclude), shapes=shapes,
                          verify=verify, atol=atol, rtol=rtol, seed=space.seed, allow_io_change=allow_io_change,
-                         plan=plan)
+                         plan=plan, calibration=calibration, compensate=space.compensate)
     result = prune(model, config=config)
     metrics = evaluate(result.model) if evaluate is not None else {}
     return AutoResult(result, found, goal, target, metrics, sensitivity.to_dict(),
@@ -258,7 +260,8 @@ def auto_prune(model_or_path, *, goal: str, target: float, max_drop: float | Non
                provider: str = "CPUExecutionProvider", threads: int = 1, runs: int = 100, cache: bool = True,
                max_evals: int = 200, time_limit: float | None = None, compensate=None, criterion: str = "l1",
                round_to: int = 4, exclude=(), shapes=None, allow_io_change: bool = False, seed: int = 0,
-               metric: str = "top1_agreement", on_sensitivity=None, on_latency=None, progress=None) -> AutoResult:
+               metric: str = "top1_agreement", compensation: str = "none", calib_examples: int = 128,
+               on_sensitivity=None, on_latency=None, progress=None) -> AutoResult:
     """The whole `onnxprune auto` pipeline as one call. `evaluate` defaults to label-free
     fidelity on `n_eval` held-out feeds (from `data`, a DataConfig, or seeded random inputs);
     `latency` is "measured" (LatencyModel on `provider`), "macs" (MacsLatency) or an object with
@@ -273,8 +276,15 @@ def auto_prune(model_or_path, *, goal: str, target: float, max_drop: float | Non
     model = model_or_path if isinstance(model_or_path, onnx.ModelProto) else load_model(model_or_path)
     if latency == "measured":
         check_provider(provider)
+    from .criteria_data import DATA_CRITERIA
+
+    calibration = None
+    if compensation != "none" or criterion in DATA_CRITERIA:
+        if data is None:
+            raise _Usage(f"--criterion {criterion} / --compensate {compensation} need calibration data (--data)")
+        calibration = make_feeds(model, {}, count=calib_examples, seed=seed, data=data, part=0)
     space = WidthSpace(model, shapes=shapes, criterion=criterion, round_to=round_to, exclude=exclude,
-                       allow_io_change=allow_io_change, seed=seed)
+                       allow_io_change=allow_io_change, seed=seed, calibration=calibration, compensate=compensation)
     if not space.groups:
         raise _Usage("the model has no prunable group (see onnxprune inspect)")
     ins = space.analysis.input_shapes
@@ -297,6 +307,6 @@ def auto_prune(model_or_path, *, goal: str, target: float, max_drop: float | Non
                    metric=metric)
     done = finish(model, space, found, goal=goal, target=target, sensitivity=sens, evaluate=evaluate,
                   latency=latency if goal == "speedup" else None, shapes=shapes, exclude=exclude,
-                  allow_io_change=allow_io_change)
+                  allow_io_change=allow_io_change, calibration=calibration)
     done.measured_speedup = found.achieved if goal == "speedup" else latency.measure_speedup(done.result.model)
     return done

@@ -15,7 +15,8 @@ from .analysis import analyze_model
 from .io import fingerprint
 from .plan import Plan, effective_round_to, group_names, kept_count, make_plan, removed_classes
 from .rewrite import apply_removal
-from .scoring import score_group
+from .api import PruneConfig, channel_scores, data_statistics
+from .compensate import compensate
 from .shapes import infer_value_shapes, parse_shape_specs
 from .stats import count_macs, count_params
 
@@ -26,16 +27,21 @@ class WidthSpace:
     """Kept widths per group -> Plan -> pruned model (and its exact MACs/params), memoised."""
 
     def __init__(self, model: onnx.ModelProto, *, shapes: dict | None = None, criterion: str = "l1",
-                 round_to: int = 4, exclude=(), allow_io_change: bool = False, seed: int = 0):
+                 round_to: int = 4, exclude=(), allow_io_change: bool = False, seed: int = 0,
+                 calibration=None, compensate: str = "none"):
+        """calibration: feed dicts for data-aware criteria and for `compensate` (bias/lstsq), which
+        then repairs every candidate's consumers as `prune --compensate` would."""
         self.model = model
-        self.criterion, self.round_to, self.seed = criterion, round_to, seed
+        self.criterion, self.round_to, self.seed, self.compensate = criterion, round_to, seed, compensate
         if shapes is not None and not isinstance(shapes, dict):
             shapes = parse_shape_specs(shapes)  # as given to --shape
-        self.analysis = analyze_model(model, shapes=shapes or {}, exclude=tuple(exclude),
-                                      allow_io_change=allow_io_change)
+        self._analyze = dict(shapes=shapes or {}, exclude=tuple(exclude), allow_io_change=allow_io_change)
+        self.analysis = analyze_model(model, **self._analyze)
         self.fingerprint = fingerprint(model)
+        config = PruneConfig(criterion=criterion, compensate=compensate, calibration=calibration, seed=seed)
+        self.calib = data_statistics(self.analysis, config)
         rng = np.random.default_rng(seed)  # same draw order as api.prune, so 'random' agrees
-        self.scores = {g.id: score_group(self.analysis, g, criterion, rng)
+        self.scores = {g.id: channel_scores(self.analysis, g, config, rng, self.calib)
                        for g in self.analysis.groups if g.prunable}
         names = group_names(self.analysis)
         self.groups = {names[g.id]: g for g in self.analysis.groups if g.prunable}
@@ -65,11 +71,16 @@ class WidthSpace:
         return plan
 
     def build(self, keep: dict[str, int]) -> onnx.ModelProto:
-        removed = removed_classes(self.analysis, self.plan(keep))
+        plan = self.plan(keep)
+        removed = removed_classes(self.analysis, plan)
         self.builds += 1
         if not removed:
             return self.model
-        return apply_removal(self.analysis, removed, mode="prune")
+        if self.compensate == "none":
+            return apply_removal(self.analysis, removed, mode="prune")
+        repaired, _ = compensate(self.analysis, removed, self.calib, self.compensate)  # as api.prune does
+        analysis = analyze_model(repaired, **self._analyze)
+        return apply_removal(analysis, removed_classes(analysis, plan), mode="prune")
 
     def stats(self, keep: dict[str, int]) -> dict:
         """Exact MACs and parameters of the model at these widths (memoised)."""

@@ -11,6 +11,8 @@ from ..api import check_verified
 from ..auto import auto_prune, check_goal
 from ..errors import UsageError
 from ..io import check_output_path
+from ..compensate import METHODS
+from ..criteria_data import DATA_CRITERIA
 from ..scoring import CRITERIA
 from .common import human, run_command, shape_option, verbose_option, write_json
 from .bench import task_options
@@ -60,7 +62,9 @@ def _shown(metrics: dict, key: str) -> float:
 @click.option("--max-drop", type=float,
               help="Budget: points the metric may fall (top-1 agreement with the original, %; default 1 unless --min-snr).")
 @click.option("--min-snr", type=float, help="Budget: output SNR vs the original must stay >= this many dB.")
-@click.option("--criterion", type=click.Choice(CRITERIA), default="l1", show_default=True)
+@click.option("--criterion", type=click.Choice(CRITERIA + DATA_CRITERIA), default="l1", show_default=True)
+@click.option("--compensate", type=click.Choice(METHODS), default="none", show_default=True,
+              help="Repair each candidate's consumers from calibration data (as prune --compensate).")
 @click.option("--round-to", type=int, default=4, show_default=True, help="Keep a multiple of N channels per group.")
 @click.option("--exclude", multiple=True, metavar="NAME", help="Node or initializer to leave alone (repeatable).")
 @shape_option
@@ -83,7 +87,8 @@ def _shown(metrics: dict, key: str) -> float:
 @click.option("--no-cache", is_flag=True, help="Re-measure the latency model even if cached.")
 @verbose_option
 @run_command("auto")
-def auto(model, output, target_speedup, target_macs, target_params, max_drop, min_snr, criterion, round_to, exclude, shapes,
+def auto(model, output, target_speedup, target_macs, target_params, max_drop, min_snr, criterion, compensate, round_to,
+         exclude, shapes,
          allow_io_change, provider, threads, runs, latency_model, calib, n_eval, data, max_evals, time_limit, seed,
          save_plan, report, plot, no_cache, verbose, **task_kw):
     """Prune MODEL to a goal within a metric budget; write OUTPUT (verified like prune)."""
@@ -130,7 +135,8 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
                       n_eval=n_eval, latency=latency_model, provider=provider, threads=threads, runs=runs,
                       cache=not no_cache, max_evals=max_evals, time_limit=time_limit, criterion=criterion,
                       round_to=round_to, exclude=exclude, shapes=shapes, allow_io_change=allow_io_change, seed=seed,
-                      evaluate=evaluate, metric=metric, on_sensitivity=on_sensitivity, on_latency=on_latency,
+                      evaluate=evaluate, metric=metric, compensation=compensate,
+                      on_sensitivity=on_sensitivity, on_latency=on_latency,
                       progress=progress)
     found, speedup = done.search, done.measured_speedup
     from .main import print_summary
