@@ -81,16 +81,20 @@ def test_calibration_and_evaluation_feeds_differ():
     assert not any(np.array_equal(c["x"], h["x"]) for c in calib for h in held)
 
 
-def test_data_feeds_split_alternately(tmp_path):
+def test_data_feeds_come_from_disjoint_splits(tmp_path):
+    """Calibration and held-out feeds are the data module's two splits: disjoint, together all."""
     from onnxprune.data import DataConfig
 
     model = two_branches()
-    x = np.random.default_rng(0).standard_normal((6, 1, 4, 8, 8)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((10, 1, 4, 8, 8)).astype(np.float32)
     np.savez(tmp_path / "d.npz", x=x[:, 0])
-    calib = make_feeds(model, {}, count=10, seed=0, data=DataConfig(str(tmp_path / "d.npz")), part=0)
-    held = make_feeds(model, {}, count=10, seed=0, data=DataConfig(str(tmp_path / "d.npz")), part=1)
-    assert len(calib) == 3 and len(held) == 3
-    assert np.array_equal(calib[1]["x"], x[2]) and np.array_equal(held[0]["x"], x[1])
+    data = DataConfig(str(tmp_path / "d.npz"), holdout=0.3)
+    calib = make_feeds(model, {}, count=20, seed=0, data=data, part=0)
+    held = make_feeds(model, {}, count=20, seed=0, data=data, part=1)
+    assert (len(calib), len(held)) == (7, 3)
+    rows = {x[i, 0].tobytes(): i for i in range(10)}
+    picked = [rows[f["x"][0].tobytes()] for f in calib + held]
+    assert sorted(picked) == list(range(10))
 
 
 @pytest.mark.parametrize("ratio", [0.5, 0.25])
