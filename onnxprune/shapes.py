@@ -121,4 +121,5 @@ def _shapes_from_runtime(model: onnx.ModelProto, shapes, names) -> dict[str, tup
     except Exception as exc:
         raise ModelError(f"cannot determine value shapes: onnx shape inference left {len(names)} values unknown "
                          f"and onnxruntime could not run the model ({str(exc).splitlines()[0][:160]})") from exc
-    return {n: tuple(np.asarray(v).shape) for n, v in zip(names, outs)}
+    # Sequence and map values (lists, dicts) have no tensor shape: leave them out.
+    return {n: tuple(v.shape) for n, v in zip(names, outs) if isinstance(v, np.ndarray)}

@@ -1,0 +1,24 @@
+"""Regression tests for crashes the reliability corpora found."""
+
+from __future__ import annotations
+
+import corpus
+from onnxprune.api import prune
+
+
+def _case(kind, name):
+    return corpus.load_case(dict(corpus.cases((kind,)))[f"{kind}/{name}"])[0]
+
+
+def test_sequence_valued_outputs_do_not_crash_shape_probe():
+    """Was: ValueError from np.asarray on an ORT sequence output in shapes._shapes_from_runtime."""
+    model = _case("simple", "test_sequence_model1")
+    result = prune(model, ratio=0.0)
+    assert result.verify.passed, result.verify.message
+
+
+def test_reference_that_cannot_run_on_seeded_inputs_is_a_failed_verification():
+    """Was: an ORT exception escaping verify() as an 'internal error' (Col2Im on random data)."""
+    result = prune(_case("node", "test_col2im_5d"), ratio=0.0)
+    assert not result.verify.passed
+    assert "cannot run the reference (original) model on seeded inputs" in result.verify.message
