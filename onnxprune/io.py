@@ -33,6 +33,9 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
         raise ModelError(f"{path}: not a valid ONNX protobuf ({_first_line(exc)})") from exc
     except Exception as exc:  # protobuf raises a variety of internal errors on garbage
         raise ModelError(f"{path}: not a valid ONNX protobuf ({_first_line(exc)})") from exc
+    if model.ir_version > onnx.IR_VERSION:
+        raise ModelError(f"{path}: IR version {model.ir_version} is newer than this onnx {onnx.__version__} reads "
+                         f"(<= {onnx.IR_VERSION}) and onnxruntime runs (<= {max_ir_version()})")
     if not model.HasField("graph") or len(model.graph.node) == 0:
         raise ModelError(f"{path}: model has no graph nodes (truncated or not an ONNX model?)")
     if any(onnx.external_data_helper.uses_external_data(t)
@@ -102,10 +105,16 @@ def check_output_path(input_path: str | os.PathLike | None, output_path: str | o
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.exists():
         raise UsageError(f"output directory {parent} does not exist")
+    if not parent.is_dir():
+        raise UsageError(f"output directory {parent} is not a directory")
     if not os.access(parent, os.W_OK):
         raise UsageError(f"output directory {parent} is not writable")
     if out.is_dir():
         raise UsageError(f"output {out} is a directory")
+    try:  # root passes os.access everywhere; a read-only filesystem only shows when we try
+        tempfile.TemporaryFile(dir=parent, prefix=".onnxprune-probe-").close()
+    except OSError as exc:
+        raise UsageError(f"output directory {parent} is not writable ({exc.strerror or exc})") from None
     return out
 
 
@@ -117,7 +126,10 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     clamp_ir_version(model)
-    tmpdir = Path(tempfile.mkdtemp(prefix=".onnxprune-", dir=path.parent if str(path.parent) else "."))
+    try:
+        tmpdir = Path(tempfile.mkdtemp(prefix=".onnxprune-", dir=path.parent if str(path.parent) else "."))
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
         tmp_model = tmpdir / path.name
         data_name = path.name + ".data"

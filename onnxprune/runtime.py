@@ -29,6 +29,11 @@ def make_session(model: onnx.ModelProto | bytes | str, *, providers=("CPUExecuti
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[optimization]
     if isinstance(model, onnx.ModelProto):
+        from .io import max_ir_version
+
+        if model.ir_version > max_ir_version():  # onnx writes IR 14, ORT 1.31 reads <= 13: as save does
+            model = onnx.ModelProto.FromString(model.SerializeToString())
+            model.ir_version = max_ir_version()
         model = model.SerializeToString()
     return ort.InferenceSession(model, sess_options=opts, providers=list(providers))
 

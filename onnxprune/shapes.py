@@ -119,6 +119,10 @@ def _shapes_from_runtime(model: onnx.ModelProto, shapes, names) -> dict[str, tup
         sess = make_session(probe)
         outs = sess.run(names, random_feeds(sess, shapes, seed=0))
     except Exception as exc:
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        if opset is not None and opset < 7:
+            raise ModelError(f"model uses ai.onnx opset {opset}, older than onnxruntime runs (7 and newer); "
+                             "convert it with onnx.version_converter") from exc
         raise ModelError(f"cannot determine value shapes: onnx shape inference left {len(names)} values unknown "
                          f"and onnxruntime could not run the model ({str(exc).splitlines()[0][:160]})") from exc
     # Sequence and map values (lists, dicts) have no tensor shape: leave them out.

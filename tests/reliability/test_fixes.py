@@ -22,3 +22,16 @@ def test_reference_that_cannot_run_on_seeded_inputs_is_a_failed_verification():
     result = prune(_case("node", "test_col2im_5d"), ratio=0.0)
     assert not result.verify.passed
     assert "cannot run the reference (original) model on seeded inputs" in result.verify.message
+
+
+def test_save_into_a_file_as_directory_is_a_usage_error(tmp_path):
+    """Was: NotADirectoryError from tempfile.mkdtemp outside save_model's try (an internal error)."""
+    import pytest
+
+    import hostile
+    from onnxprune.errors import UsageError
+    from onnxprune.io import save_model
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UsageError, match="cannot write"):
+        save_model(hostile.small_cnn(), tmp_path / "afile" / "out.onnx")
