@@ -45,7 +45,8 @@ def input_shapes(index: GraphIndex, overrides: dict[str, list[int]]) -> dict[str
                 continue
             missing.append(f"{vi.name} (no shape)")
             continue
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+        # Some exporters (paddle2onnx) write dim_value -1 for "unknown": treat it as symbolic.
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None for d in tt.shape.dim]
         if vi.name in overrides:
             given = overrides[vi.name]
             if len(given) != len(dims):
@@ -55,7 +56,7 @@ def input_shapes(index: GraphIndex, overrides: dict[str, list[int]]) -> dict[str
                     raise UsageError(f"--shape {vi.name}:{','.join(map(str, given))} conflicts with the model's fixed shape {dims}")
             shapes[vi.name] = given
         elif any(d is None for d in dims):
-            sym = [d.dim_param or "?" for d in tt.shape.dim if not d.HasField("dim_value")]
+            sym = [d.dim_param or "?" for d, v in zip(tt.shape.dim, dims) if v is None]
             missing.append(f"{vi.name} ({', '.join(sym)})")
         else:
             shapes[vi.name] = dims
@@ -101,7 +102,7 @@ def _static_shape(vi: onnx.ValueInfoProto):
     if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
         return None
     dims = vi.type.tensor_type.shape.dim
-    if any(not d.HasField("dim_value") for d in dims):
+    if any(not d.HasField("dim_value") or d.dim_value < 0 for d in dims):
         return None
     return tuple(d.dim_value for d in dims)
 

@@ -35,3 +35,19 @@ def test_save_into_a_file_as_directory_is_a_usage_error(tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(UsageError, match="cannot write"):
         save_model(hostile.small_cnn(), tmp_path / "afile" / "out.onnx")
+
+
+def test_negative_dim_value_is_symbolic():
+    """Was: paddle2onnx's dim_value -1 counted as a fixed dim, so --shape 'conflicted' with it and
+    without --shape the model ran with a -1 dim."""
+    import pytest
+
+    import hostile
+    from onnxprune.api import analyze
+    from onnxprune.errors import UsageError
+
+    model = hostile.small_cnn()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = -1
+    with pytest.raises(UsageError, match="symbolic input dims need values: x"):
+        analyze(model)
+    assert analyze(model, shapes={"x": [1, 3, 8, 8]}).input_shapes["x"] == [1, 3, 8, 8]
