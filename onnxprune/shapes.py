@@ -66,6 +66,36 @@ def input_shapes(index: GraphIndex, overrides: dict[str, list[int]]) -> dict[str
     return shapes
 
 
+HUGE_BYTES = 1_800_000_000  # protobuf cannot serialise 2 GiB: shape inference and ORT need a lighter copy
+
+
+def is_huge(model: onnx.ModelProto) -> bool:
+    return sum(t.ByteSize() for t in model.graph.initializer) > HUGE_BYTES
+
+
+def without_big_weights(model: onnx.ModelProto, limit: int = 1 << 20) -> onnx.ModelProto:
+    """The model with every initializer over `limit` bytes turned into a graph input of the same
+    type and shape: enough for shape inference and shape probing, without copying gigabytes."""
+    light = onnx.ModelProto()
+    for name in ("ir_version", "producer_name", "producer_version", "domain", "model_version"):
+        setattr(light, name, getattr(model, name))
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    g, src = light.graph, model.graph
+    g.name = src.name
+    g.node.extend(src.node)
+    g.output.extend(src.output)
+    g.value_info.extend(src.value_info)
+    inits = {t.name for t in src.initializer}
+    g.input.extend(vi for vi in src.input if vi.name not in inits)
+    for t in src.initializer:
+        if t.ByteSize() > limit:
+            g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+        else:
+            g.initializer.append(t)
+    return light
+
+
 def with_fixed_inputs(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> onnx.ModelProto:
     fixed = copy.deepcopy(model)
     for vi in fixed.graph.input:
@@ -79,7 +109,7 @@ def with_fixed_inputs(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> o
 
 def infer_value_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> dict[str, tuple[int, ...]]:
     """Concrete shape of every value of the main graph (graph inputs, initializers, node outputs)."""
-    fixed = with_fixed_inputs(model, shapes)
+    fixed = with_fixed_inputs(without_big_weights(model) if is_huge(model) else model, shapes)
     del fixed.graph.value_info[:]
     try:
         inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
