@@ -51,3 +51,49 @@ def test_negative_dim_value_is_symbolic():
     with pytest.raises(UsageError, match="symbolic input dims need values: x"):
         analyze(model)
     assert analyze(model, shapes={"x": [1, 3, 8, 8]}).input_shapes["x"] == [1, 3, 8, 8]
+
+
+def test_invalid_utf8_name_is_a_model_error(tmp_path):
+    """Was: TypeError in fingerprint() - protobuf returns bytes for a string field with invalid UTF-8."""
+    import pytest
+
+    import hostile
+    from onnxprune.errors import ModelError
+    from onnxprune.io import load_model
+
+    data = bytearray(hostile.small_cnn().SerializeToString())
+    data[data.index(b"w0")] ^= 0xC0  # 'w' becomes a lone UTF-8 lead byte
+    (tmp_path / "m.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="not valid UTF-8"):
+        load_model(tmp_path / "m.onnx")
+
+
+def test_unknown_initializer_dtype_is_a_model_error(tmp_path):
+    """Was: KeyError from onnx.helper.tensor_dtype_to_np_dtype in count_params (a flipped bit)."""
+    import pytest
+
+    import hostile
+    from onnxprune.errors import ModelError
+    from onnxprune.io import load_model
+
+    model = hostile.small_cnn()
+    model.graph.initializer[0].data_type = 0
+    (tmp_path / "m.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(ModelError, match="unknown data type 0"):
+        load_model(tmp_path / "m.onnx")
+
+
+def test_raw_data_not_matching_dims_is_a_model_error(tmp_path):
+    """Was: numpy ValueError (cannot reshape) in the analysis after a dtype or dim was corrupted."""
+    import pytest
+
+    import hostile
+    from onnxprune.errors import ModelError
+    from onnxprune.io import load_model
+
+    model = hostile.small_cnn()
+    model.graph.initializer[1].data_type = onnx_uint8 = 2  # float bias read as uint8: 32 bytes for 8 items
+    assert onnx_uint8 == 2
+    (tmp_path / "m.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(ModelError, match="holds 32 bytes"):
+        load_model(tmp_path / "m.onnx")
