@@ -36,6 +36,19 @@ MODELS = {
                                "7671cd04b004e9076da0d4a7b1a5aec36adf161c39230c1cb94a4fd5db6bbd28"),
     "hey_mycroft_v0.1": ("openwakeword==0.4.0", "openwakeword/resources/models/hey_mycroft_v0.1.onnx",
                          "785bdf5655863ae47553b23793aa108c7b0152d4823f7869b41f2d2d765912fc"),
+    # Reliability corpus only (not speech): OCR models from other wheels, for op and exporter variety.
+    "ddddocr_common": ("ddddocr==1.6.1", "ddddocr/common.onnx",
+                       "33b5cd351ee94e73a6bf8fa18c415ed8b819b3ffd342e267c30d8ad8334e34e8"),
+    "ddddocr_common_det": ("ddddocr==1.6.1", "ddddocr/common_det.onnx",
+                           "6faa8ea85a8c1a634e5050c4a138fca10f30194e0d7abbe9ade1fcd423af6ed6"),
+    "ddddocr_common_old": ("ddddocr==1.6.1", "ddddocr/common_old.onnx",
+                           "b8f2ad9cbc1f2e3922a6cb9459e30824e7e2467f3fb4fd61420640e34ea0bf68"),
+    "ppocrv6_det_small": ("rapidocr==3.10.0", "rapidocr/models/PP-OCRv6_det_small.onnx",
+                          "090f04abcd9d9a7498bc4ebf677e4cb9bdce1fe4197ddb7e529f1ef44e1ff94f"),
+    "ppocrv6_rec_small": ("rapidocr==3.10.0", "rapidocr/models/PP-OCRv6_rec_small.onnx",
+                          "6f327246b50388f3c176ae304bd95767ea6dc0c9ae92153ef8cbe210b3c14884"),
+    "ppocr_mobile_cls": ("rapidocr==3.10.0", "rapidocr/models/ch_ppocr_mobile_v2.0_cls_mobile.onnx",
+                         "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"),
 }
 
 

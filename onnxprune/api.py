@@ -111,7 +111,14 @@ def _values(inputs) -> dict | None:
 
 def model_stats(model: onnx.ModelProto, value_shapes: dict) -> dict:
     return {"params": count_params(model), "macs": count_macs(model, value_shapes),
-            "bytes": model.ByteSize(), "ops": op_histogram(model)}
+            "bytes": _byte_size(model), "ops": op_histogram(model)}
+
+
+def _byte_size(model: onnx.ModelProto) -> int:
+    try:
+        return model.ByteSize()
+    except Exception:  # over 2 GiB protobuf refuses to measure it: count the tensors
+        return sum(t.ByteSize() for t in model.graph.initializer)
 
 
 def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> PruneResult:

@@ -33,12 +33,67 @@ def load_model(path: str | os.PathLike) -> onnx.ModelProto:
         raise ModelError(f"{path}: not a valid ONNX protobuf ({_first_line(exc)})") from exc
     except Exception as exc:  # protobuf raises a variety of internal errors on garbage
         raise ModelError(f"{path}: not a valid ONNX protobuf ({_first_line(exc)})") from exc
+    if model.ir_version > onnx.IR_VERSION:
+        raise ModelError(f"{path}: IR version {model.ir_version} is newer than this onnx {onnx.__version__} reads "
+                         f"(<= {onnx.IR_VERSION}) and onnxruntime runs (<= {max_ir_version()})")
     if not model.HasField("graph") or len(model.graph.node) == 0:
         raise ModelError(f"{path}: model has no graph nodes (truncated or not an ONNX model?)")
+    for t in model.graph.initializer:
+        if not _known_dtype(t.data_type):
+            raise ModelError(f"{path}: initializer '{t.name}' has unknown data type {t.data_type}: the file is corrupt")
+        problem = _tensor_size_problem(t)
+        if problem:
+            raise ModelError(f"{path}: initializer '{t.name}' {problem}: the file is corrupt")
+    bad = _non_utf8_name(model.graph)
+    if bad is not None:
+        raise ModelError(f"{path}: a name in the graph is not valid UTF-8 ({bad!r}): the file is corrupt")
     if any(onnx.external_data_helper.uses_external_data(t)
            for t in onnx.external_data_helper._get_all_tensors(model)):
         _load_external(model, path)
     return model
+
+
+def _known_dtype(data_type: int) -> bool:
+    try:
+        onnx.helper.tensor_dtype_to_np_dtype(data_type)
+        return data_type != onnx.TensorProto.UNDEFINED
+    except (KeyError, ValueError):
+        return False
+
+
+def _tensor_size_problem(t: onnx.TensorProto) -> str | None:
+    """Raw bytes that do not fit dims x item size (a changed dim or type) break every later reader."""
+    if any(d < 0 for d in t.dims):
+        return f"has a negative dim {list(t.dims)}"
+    if not t.HasField("raw_data") or t.ByteSize() > 64 << 20:  # huge tensors: do not copy them to check
+        return None
+    item = onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+    if t.data_type in (onnx.TensorProto.STRING,) or item == 0:
+        return None
+    expected = item
+    for d in t.dims:
+        expected *= d
+    got = len(t.raw_data)
+    if t.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4) or got == expected:
+        return None
+    return f"holds {got} bytes but dims {list(t.dims)} x {item}-byte items need {expected}"
+
+
+def _non_utf8_name(graph: onnx.GraphProto):
+    """protobuf hands back `bytes` for a string field holding invalid UTF-8 (a flipped bit); every
+    later join or format of names would then fail far from the cause."""
+    names = [graph.name]
+    for node in graph.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output]
+        names += [a.name for a in node.attribute]
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                bad = _non_utf8_name(sub)
+                if bad is not None:
+                    return bad
+    names += [t.name for t in graph.initializer]
+    names += [v.name for v in list(graph.input) + list(graph.output) + list(graph.value_info)]
+    return next((n for n in names if not isinstance(n, str)), None)
 
 
 def _load_external(model: onnx.ModelProto, path: Path) -> None:
@@ -102,10 +157,16 @@ def check_output_path(input_path: str | os.PathLike | None, output_path: str | o
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.exists():
         raise UsageError(f"output directory {parent} does not exist")
+    if not parent.is_dir():
+        raise UsageError(f"output directory {parent} is not a directory")
     if not os.access(parent, os.W_OK):
         raise UsageError(f"output directory {parent} is not writable")
     if out.is_dir():
         raise UsageError(f"output {out} is a directory")
+    try:  # root passes os.access everywhere; a read-only filesystem only shows when we try
+        tempfile.TemporaryFile(dir=parent, prefix=".onnxprune-probe-").close()
+    except OSError as exc:
+        raise UsageError(f"output directory {parent} is not writable ({exc.strerror or exc})") from None
     return out
 
 
@@ -117,7 +178,10 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     clamp_ir_version(model)
-    tmpdir = Path(tempfile.mkdtemp(prefix=".onnxprune-", dir=path.parent if str(path.parent) else "."))
+    try:
+        tmpdir = Path(tempfile.mkdtemp(prefix=".onnxprune-", dir=path.parent if str(path.parent) else "."))
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
         tmp_model = tmpdir / path.name
         data_name = path.name + ".data"

@@ -30,9 +30,63 @@ def make_session(model: onnx.ModelProto | bytes | str, *, providers=("CPUExecuti
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[optimization]
+    if isinstance(model, onnx.ModelProto) and _too_big_to_serialise(model):
+        return _session_via_external_data(model, opts, providers)
     if isinstance(model, onnx.ModelProto):
+        from .io import max_ir_version
+
+        if model.ir_version > max_ir_version():  # onnx writes IR 14, ORT 1.31 reads <= 13: as save does
+            model = onnx.ModelProto.FromString(model.SerializeToString())
+            model.ir_version = max_ir_version()
         model = model.SerializeToString()
     return ort.InferenceSession(model, sess_options=opts, providers=list(providers))
+
+
+def _too_big_to_serialise(model: onnx.ModelProto) -> bool:
+    from .shapes import is_huge
+
+    return is_huge(model)
+
+
+def _session_via_external_data(model: onnx.ModelProto, opts, providers):
+    """Over 2 GiB a model cannot be serialised: write its big tensors to a temporary folder, one at
+    a time, let ORT load from the path, then put the tensors back (the caller's model is unchanged)."""
+    import os
+    import tempfile
+
+    import onnxruntime as ort
+
+    from .io import max_ir_version
+
+    with tempfile.TemporaryDirectory(prefix="onnxprune-session-") as tmp:
+        moved = []
+        try:
+            with open(os.path.join(tmp, "w.data"), "wb") as fh:
+                for t in model.graph.initializer:
+                    if t.ByteSize() <= 1 << 20 or not t.HasField("raw_data"):
+                        continue
+                    offset = fh.tell()
+                    fh.write(t.raw_data)
+                    moved.append((t, offset, fh.tell() - offset))
+                    t.ClearField("raw_data")
+                    t.data_location = onnx.TensorProto.EXTERNAL
+                    for key, value in (("location", "w.data"), ("offset", str(offset)), ("length", str(fh.tell() - offset))):
+                        entry = t.external_data.add()
+                        entry.key, entry.value = key, value
+            ir = model.ir_version
+            model.ir_version = min(ir, max_ir_version())
+            path = os.path.join(tmp, "m.onnx")
+            with open(path, "wb") as fh:
+                fh.write(model.SerializeToString())
+            model.ir_version = ir
+            return ort.InferenceSession(path, sess_options=opts, providers=list(providers))
+        finally:
+            with open(os.path.join(tmp, "w.data"), "rb") as fh:
+                for t, offset, length in moved:
+                    fh.seek(offset)
+                    t.raw_data = fh.read(length)
+                    t.data_location = onnx.TensorProto.DEFAULT
+                    del t.external_data[:]
 
 
 def random_feeds(session, shapes: dict[str, list[int]], seed: int, values: dict | None = None) -> dict[str, np.ndarray]:

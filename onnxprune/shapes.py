@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 
 from .errors import ModelError, UsageError
-from .control_flow import clear_branch_value_info, explore, has_if
+from .control_flow import BRANCHES, all_ifs, clear_branch_value_info, explore, has_if, if_key
 from .graph import GraphIndex
 
 
@@ -62,7 +62,8 @@ def input_shapes(index: GraphIndex, overrides: dict[str, list[int]]) -> dict[str
                 continue
             missing.append(f"{vi.name} (no shape)")
             continue
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+        # Some exporters (paddle2onnx) write dim_value -1 for "unknown": treat it as symbolic.
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None for d in tt.shape.dim]
         if vi.name in overrides:
             given = overrides[vi.name]
             if len(given) != len(dims):
@@ -72,7 +73,7 @@ def input_shapes(index: GraphIndex, overrides: dict[str, list[int]]) -> dict[str
                     raise UsageError(f"--shape {vi.name}:{','.join(map(str, given))} conflicts with the model's fixed shape {dims}")
             shapes[vi.name] = given
         elif any(d is None for d in dims):
-            sym = [d.dim_param or "?" for d in tt.shape.dim if not d.HasField("dim_value")]
+            sym = [d.dim_param or "?" for d, v in zip(tt.shape.dim, dims) if v is None]
             missing.append(f"{vi.name} ({', '.join(sym)})")
         else:
             shapes[vi.name] = dims
@@ -80,6 +81,36 @@ def input_shapes(index: GraphIndex, overrides: dict[str, list[int]]) -> dict[str
         example = index.real_inputs()[0].name
         raise UsageError(f"symbolic input dims need values: {'; '.join(missing)}; give --shape NAME:D1,D2,... (e.g. --shape {example}:1,...)")
     return shapes
+
+
+HUGE_BYTES = 1_800_000_000  # protobuf cannot serialise 2 GiB: shape inference and ORT need a lighter copy
+
+
+def is_huge(model: onnx.ModelProto) -> bool:
+    return sum(t.ByteSize() for t in model.graph.initializer) > HUGE_BYTES
+
+
+def without_big_weights(model: onnx.ModelProto, limit: int = 1 << 20) -> onnx.ModelProto:
+    """The model with every initializer over `limit` bytes turned into a graph input of the same
+    type and shape: enough for shape inference and shape probing, without copying gigabytes."""
+    light = onnx.ModelProto()
+    for name in ("ir_version", "producer_name", "producer_version", "domain", "model_version"):
+        setattr(light, name, getattr(model, name))
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    g, src = light.graph, model.graph
+    g.name = src.name
+    g.node.extend(src.node)
+    g.output.extend(src.output)
+    g.value_info.extend(src.value_info)
+    inits = {t.name for t in src.initializer}
+    g.input.extend(vi for vi in src.input if vi.name not in inits)
+    for t in src.initializer:
+        if t.ByteSize() > limit:
+            g.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+        else:
+            g.initializer.append(t)
+    return light
 
 
 def with_fixed_inputs(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> onnx.ModelProto:
@@ -115,10 +146,14 @@ def probe(model: onnx.ModelProto, shapes: dict[str, list[int]], values: dict | N
     except Exception as exc:
         raise ModelError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0][:200]}") from None
     paths = explore(_declared(model), feeds)
-    if not paths.models:
-        first = next(iter(paths.failed.values()), "no path ran")
-        raise ModelError(f"onnxruntime cannot run the model on seeded inputs ({first}); "
-                         f"give --input NAME=VALUE for inputs that select a branch, and --shape")
+    if not paths.models:  # no path inlines and runs (e.g. sequence-typed branch outputs): no descent
+        try:
+            result = _infer(model, shapes, values)
+        except ModelError as exc:
+            raise ModelError(f"{exc}; give --input NAME=VALUE for inputs that select a branch, and --shape") from None
+        reason = next(iter(paths.failed.values()), "no path ran")
+        paths.failed = {(if_key(n), b): reason for n, _ in all_ifs(model.graph) for b in BRANCHES}
+        return result, paths
     result: dict[str, tuple[int, ...]] = {}
     for inlined in paths.models:
         for name, shape in _infer(inlined, shapes, values).items():
@@ -138,7 +173,7 @@ def _declared(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _infer(model: onnx.ModelProto, shapes, values=None) -> dict[str, tuple[int, ...]]:
-    fixed = with_fixed_inputs(_declared(model), shapes)
+    fixed = with_fixed_inputs(_declared(without_big_weights(model) if is_huge(model) else model), shapes)
     try:
         inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
     except Exception:
@@ -160,7 +195,7 @@ def _static_shape(vi: onnx.ValueInfoProto):
     if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
         return None
     dims = vi.type.tensor_type.shape.dim
-    if any(not d.HasField("dim_value") for d in dims):
+    if any(not d.HasField("dim_value") or d.dim_value < 0 for d in dims):
         return None
     return tuple(d.dim_value for d in dims)
 
@@ -178,6 +213,11 @@ def _shapes_from_runtime(model: onnx.ModelProto, shapes, names, values=None) -> 
         sess = make_session(probe)
         outs = sess.run(names, random_feeds(sess, shapes, 0, values))
     except Exception as exc:
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        if opset is not None and opset < 7:
+            raise ModelError(f"model uses ai.onnx opset {opset}, older than onnxruntime runs (7 and newer); "
+                             "convert it with onnx.version_converter") from exc
         raise ModelError(f"cannot determine value shapes: onnx shape inference left {len(names)} values unknown "
                          f"and onnxruntime could not run the model ({str(exc).splitlines()[0][:160]})") from exc
-    return {n: tuple(np.asarray(v).shape) for n, v in zip(names, outs)}
+    # Sequence and map values (lists, dicts) have no tensor shape: leave them out.
+    return {n: tuple(v.shape) for n, v in zip(names, outs) if isinstance(v, np.ndarray)}
