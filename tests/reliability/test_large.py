@@ -2,8 +2,11 @@
 
 Not in CI (needs ~6 GB of disk and ~11 GB of memory; CI runners have 7 GB): run with
 `ONNXPRUNE_SLOW=1 ONNXPRUNE_LARGE=1 pytest tests/reliability/test_large.py -s`.
-Measured on the 2-core dev machine (see README "Reliability"): inspect peak RSS 4.26 GB (2.0x the
-weights; was: crash with "Failed to serialize proto" at 8.5 GB), prune --ratio 0.3: see README.
+Measured on the shared 2-core dev machine with /usr/bin/time -v (README "Reliability"):
+inspect peak RSS 4.26 GB (2.0x the 2.15 GB of weights; before: crash, "Failed to serialize proto",
+at 8.5 GB); prune --ratio 0.3 peak RSS 17.0 GB (7.9x), verified (max diff 1.07e-06), 18 min wall at
+30 % CPU (82 s user, 243 s system); before: crash. Memory is not yet bounded: the model is copied by
+constant folding, by each of the pruned/reference rewrites and into each ORT session.
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ def test_large_model_inspect_and_prune(tmp_path):
     print(f"prune: peak RSS {peak:.2f} GB")
     assert res.returncode == 0, res.stderr
     assert "verify: passed" in res.stdout
-    assert (out.parent / "pruned.onnx.data").exists(), "big outputs are written with external data"
+    # 1.28 GB after pruning: below the 1.8 GB threshold it is written as one self-contained file
+    size = out.stat().st_size + sum(p.stat().st_size for p in out.parent.glob("pruned.onnx.data"))
+    assert size < weights
     pruned = onnx.load(str(out), load_external_data=False)
     dims = {t.name: list(t.dims) for t in pruned.graph.initializer}
     assert dims["W0"][0] < 16384 and dims["W1"][1] == dims["W0"][0]
