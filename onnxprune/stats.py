@@ -17,12 +17,16 @@ def _all_graphs(graph: onnx.GraphProto):
             yield from _all_graphs(sub)
 
 
+_QUANTIZED = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT4, onnx.TensorProto.UINT4}
+
+
 def count_params(model: onnx.ModelProto) -> int:
-    """Elements of floating-point constants (initializers and Constant nodes, subgraphs too)."""
+    """Elements of floating-point constants, and of 8/4-bit ones (quantized weights), in
+    initializers and Constant nodes, subgraphs too. int64 shape constants are not parameters."""
     total = 0
     for g in _all_graphs(model.graph):
         for t in g.initializer:
-            if onnx.helper.tensor_dtype_to_np_dtype(t.data_type).kind == "f":
+            if t.data_type in _QUANTIZED or onnx.helper.tensor_dtype_to_np_dtype(t.data_type).kind == "f":
                 total += int(np.prod(t.dims, dtype=np.int64))
         for n in g.node:
             if n.op_type == "Constant":

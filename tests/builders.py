@@ -125,3 +125,11 @@ def assert_ratio0_identical(model: onnx.ModelProto, shapes=None):
         assert np.array_equal(a, b)
     assert result.model.graph == model.graph
     return result
+
+
+def bundled_model():
+    """The seeded, untrained DS-CNN shipped as a small fixture (onnxprune/assets/kws_dscnn.onnx;
+    built by models/build_kws_dscnn.py). The demo uses the trained one in assets/kws/."""
+    from pathlib import Path
+
+    return Path(onnxprune.__file__).parent / "assets" / "kws_dscnn.onnx"

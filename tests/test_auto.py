@@ -13,7 +13,7 @@ import pytest
 
 from builders import GraphBuilder
 from onnxprune.auto import finish, search
-from onnxprune.cli.demo import bundled_model
+from builders import bundled_model
 from onnxprune.errors import UsageError
 from onnxprune.fidelity import Fidelity, make_feeds
 from onnxprune.io import load_model

@@ -101,7 +101,7 @@ def test_output_equal_to_input_is_refused(tmp_path):
 
 
 def test_bundled_dynamic_via_cli(tmp_path):
-    from onnxprune.cli.demo import bundled_model
+    from builders import bundled_model
 
     out = tmp_path / "q.onnx"
     r = CliRunner().invoke(main, ["quantize", str(bundled_model()), str(out)])

@@ -60,7 +60,7 @@ def test_cost_is_counted_in_forward_passes_and_table_is_monotone_in_interpolatio
 
 
 def test_fidelity_of_the_original_is_perfect_and_softmax_is_compared_on_logits():
-    from onnxprune.cli.demo import bundled_model
+    from builders import bundled_model
     from onnxprune.io import load_model
 
     model = load_model(bundled_model())

@@ -58,10 +58,10 @@ def plot_sweep(sweep: dict, path: str) -> None:
                    zorder=3, label="on the front")
         for rank, i in enumerate(sorted(range(len(pts)), key=lambda i: (xs[i], ys[i]))):
             p = pts[i]
-            text = "original" if p["ratio"] == 0 else f"r={p['ratio']:g}"
+            text = p.get("label") or ("original" if p["ratio"] == 0 else f"r={p['ratio']:g}")
             if p.get("note"):
                 text += f" ({p['note']})"
-            if cost == "p50_ms" and p["ratio"] != 0:
+            if cost == "p50_ms" and p["speedup"] != 1.0 and p.get("label") != "original":
                 text += f"\n{p['speedup']:.2f}x"
             ax.annotate(text, (xs[i], ys[i]), textcoords="offset points", xytext=_OFFSETS[rank % len(_OFFSETS)],
                         fontsize=8, ha="center", va="center",

@@ -1,56 +1,70 @@
-"""`onnxprune demo`: the first-minute experience on the bundled keyword-spotting model."""
+"""`onnxprune demo`: the first-minute experience on the bundled, trained keyword spotter."""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import click
 
-from ..api import PruneConfig, analyze, check_verified, prune
-from ..errors import UsageError
-from ..io import load_model, save_model
-from ..plan import group_names
-from .common import human, run_command, shape_option, table, verbose_option, write_json
-
-
-def bundled_model() -> Path:
-    return Path(str(resources.files("onnxprune") / "assets" / "kws_dscnn.onnx"))
+from ..bench.plot import plot_sweep
+from ..bench.report import markdown
+from ..bench.sweep import pareto_front, parse_ratios
+from ..demo import DemoConfig, run_demo
+from .common import human, run_command, table, verbose_option, write_json
 
 
 @click.command()
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="Model to use instead of the bundled one.")
-@shape_option
-@click.option("--ratios", default="0.25,0.5,0.75", show_default=True, help="Comma-separated pruning ratios.")
-@click.option("--criterion", default="l1", show_default=True)
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), help="Classifier to use instead of the bundled one.")
+@click.option("--frontend", type=click.Path(exists=True, dir_okay=False), help="Front-end ONNX model (audio -> model input).")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Class names (JSON list or one per line).")
+@click.option("--data", "eval_data", type=click.Path(exists=True), help="Held-out labelled audio (folder or manifest).")
+@click.option("--calib-data", type=click.Path(exists=True), help="Calibration audio (distinct from --data).")
+@click.option("--ratios", default="0.25,0.5", show_default=True, help="Comma-separated pruning ratios.")
+@click.option("--criterion", default="reconstruction", show_default=True)
+@click.option("--compensate", default="lstsq", show_default=True)
+@click.option("--no-quantize", is_flag=True, help="Skip the int8 variants.")
+@click.option("--runs", type=int, default=300, show_default=True, help="Timed runs per model (interleaved).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="onnxprune-demo", show_default=True)
 @verbose_option
 @run_command("demo")
-def demo(model, shapes, ratios, criterion, out_dir, verbose):
-    """Analyse, prune at several ratios and verify every result (bundled DS-CNN keyword model)."""
-    path = Path(model) if model else bundled_model()
-    try:
-        ratio_list = [float(r) for r in ratios.split(",") if r.strip()]
-    except ValueError:
-        raise UsageError(f"--ratios '{ratios}': expected numbers like 0.25,0.5") from None
+def demo(model, frontend, labels, eval_data, calib_data, ratios, criterion, compensate, no_quantize, runs, out_dir, verbose):
+    """Prune, quantize and benchmark the bundled keyword spotter on held-out clips."""
+    cfg = DemoConfig.default(model=model, frontend=frontend, labels=labels, eval_data=eval_data, calib_data=calib_data,
+                             ratios=tuple(r for r in parse_ratios(ratios) if r > 0), criterion=criterion,
+                             compensate=compensate, quantize=not no_quantize, runs=runs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    onnx_model = load_model(path)
-    analysis = analyze(onnx_model, shapes=shapes)
-    names = group_names(analysis)
-    click.echo(f"model: {path.name}  ({len(onnx_model.graph.node)} nodes)")
-    click.echo(table([[names[g.id], g.size, "prunable" if g.prunable else "blocked: " + g.blocked_by[0]]
-                      for g in analysis.groups], ["group", "channels", "status"]))
-    rows, report = [], []
-    for ratio in ratio_list:
-        result = prune(onnx_model, config=PruneConfig(ratio=ratio, criterion=criterion, shapes=shapes))
-        check_verified(result)
-        target = out / f"{path.stem}_r{int(round(ratio * 100)):02d}.onnx"
-        save_model(result.model, target)
-        b, a = result.before, result.after
-        rows.append([f"{ratio:.2f}", human(a["params"]), f"{a['params'] / b['params']:.2f}", human(a["macs"]),
-                     f"{b['macs'] / max(a['macs'], 1):.2f}x", f"{result.verify.max_abs_diff:.2g}", target.name])
-        report.append({"ratio": ratio, **result.report(), "output": str(target)})
-    click.echo(table(rows, ["ratio", "params", "of orig", "MACs", "MAC cut", "max|diff| vs ref", "file"]))
-    write_json(str(out / "report.json"), report)
-    click.echo(f"every result verified against its reference; files and report.json in {out}/")
+    click.echo(f"model: {Path(cfg.model).name} (front-end {Path(cfg.frontend).name if cfg.frontend else 'none'})")
+    bench = run_demo(cfg, out, echo=click.echo)
+    rows = []
+    for m in bench["models"]:
+        acc = m["task"]["accuracy"]
+        fid = m.get("fidelity", {}).get("top1_agreement", 1.0)
+        rows.append([m["name"], human(m["params"]), human(m["macs"]), human(m["size_bytes"]) + "B",
+                     f"{m['latency']['p50_ms']:.3f}", f"{m['speedup']:.2f}x", f"{100 * acc:.1f}%", f"{100 * fid:.1f}%"])
+    click.echo(table(rows, ["model", "params", "MACs", "size", "p50 ms", "speedup", "accuracy", "agrees w/ orig"]))
+    click.echo(f"accuracy on {bench['timing']['inputs']}; p50 on {bench['machine']['provider']}, "
+               f"{bench['machine']['threads']} thread; every pruned model verified against its reference")
+    write_json(str(out / "report.json"), bench)
+    (out / "report.md").write_text(markdown(bench, "onnxprune demo"))
+    plot_sweep(_as_sweep(bench, cfg), str(out / "demo.png"))
+    click.echo(f"files, report.json, report.md and demo.png in {out}/")
+
+
+def _as_sweep(bench: dict, cfg: DemoConfig) -> dict:
+    """The benchmark in the shape the sweep plot draws (accuracy vs latency and MACs)."""
+    short = {"reconstruction": "rec", "activation": "act", "+lstsq": "+lsq", "r=": ""}
+    points = [{"ratio": m["ratio"], "label": _shorten(m["name"], short), "p50_ms": m["latency"]["p50_ms"], "macs": m["macs"],
+               "speedup": m["speedup"], "quality": 100 * m["task"]["accuracy"]} for m in bench["models"]]
+    for cost in ("p50_ms", "macs"):
+        front = pareto_front([p[cost] for p in points], [p["quality"] for p in points], True)
+        for i, p in enumerate(points):
+            p[f"pareto_{cost}"] = i in front
+    return {"model": cfg.model, "quality_metric": "held-out accuracy (%)", "higher_is_better": True, "points": points,
+            "prune": {"criterion": f"{cfg.criterion}+{cfg.compensate}", "round_to": 4}, "bench": bench}
+
+
+def _shorten(name: str, table: dict) -> str:
+    for long, short in table.items():
+        name = name.replace(long, short)
+    return name

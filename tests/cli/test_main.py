@@ -11,7 +11,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from onnxprune.cli.demo import bundled_model
+from builders import bundled_model
 
 CLI = [sys.executable, "-m", "onnxprune"]
 
@@ -135,10 +135,16 @@ def test_verbose_shows_traceback_on_error(tmp_path):
 
 
 def test_demo_runs(tmp_path):
-    r = run("demo", "--out", tmp_path / "demo", "--ratios", "0.5")
+    r = run("demo", "--out", tmp_path / "demo", "--ratios", "0.5", "--runs", "20")
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "demo" / "report.json").exists()
-    assert "verified" in r.stdout
+    for name in ("report.json", "report.md", "demo.png", "kws_r50.onnx", "kws_int8.onnx"):
+        assert (tmp_path / "demo" / name).exists(), name
+    assert "verified" in r.stdout and "accuracy" in r.stdout
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    names = [m["name"] for m in report["models"]]
+    assert names[0] == "original" and "int8" in names and len(names) == 5
+    original = report["models"][0]["task"]["accuracy"]
+    assert original > 0.9  # the trained keyword spotter on its held-out clips (models/README.md)
 
 
 def test_summary_counts_single_channel_groups_apart(real_model, tmp_path):
