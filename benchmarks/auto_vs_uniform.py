@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "models"))
 sys.path.insert(0, str(ROOT))
 
 from onnxprune.auto import search  # noqa: E402
-from onnxprune.cli.demo import bundled_model  # noqa: E402
+BUNDLED = ROOT / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
 from onnxprune.fidelity import Fidelity, make_feeds  # noqa: E402
 from onnxprune.io import load_model  # noqa: E402
 from onnxprune.latency_model import LatencyModel, paired_speedup, time_rounds  # noqa: E402
@@ -38,7 +38,7 @@ from onnxprune.widths import WidthSpace  # noqa: E402
 def cases():
     from fetch import fetch
 
-    yield "kws_dscnn (bundled)", bundled_model(), None, (1.3, 1.6, 2.0)
+    yield "kws_dscnn (bundled)", BUNDLED, None, (1.3, 1.6, 2.0)
     yield "openwakeword embedding_model", fetch("embedding_model"), {"input_1": [1, 76, 32, 1]}, (1.3, 1.6, 2.0)
     yield "silero_vad_v6", fetch("silero_vad_v6"), {"input": [1, 576]}, (1.2, 1.4)
 

@@ -22,12 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
 
 import onnxprune  # noqa: E402
 from onnxprune.calibrate import calibrate, plain_pass_seconds  # noqa: E402
-from onnxprune.cli.demo import bundled_model  # noqa: E402
+BUNDLED = Path(__file__).resolve().parent.parent / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
 from onnxprune.runtime import make_session, random_feeds  # noqa: E402
 
 
 def cases():
-    yield "kws_dscnn (bundled)", bundled_model(), None
+    yield "kws_dscnn (bundled)", BUNDLED, None
     for name, shapes in (("embedding_model", {"input_1": [1, 76, 32, 1]}), ("silero_vad_v6", {"input": [1, 576]})):
         path = _cached(name)
         if path:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE.parent / "models"))
 
 import onnxprune  # noqa: E402
 import speech_feeds  # noqa: E402
-from onnxprune.cli.demo import bundled_model  # noqa: E402
+BUNDLED = Path(__file__).resolve().parent.parent / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
 from onnxprune.runtime import make_session  # noqa: E402
 
 RUNS = [("l1", "none"), ("random", "none"), ("l1", "bias"), ("l1", "lstsq"), ("activation", "none"),
@@ -59,7 +59,7 @@ def fidelity(ref: np.ndarray, got: np.ndarray, classifier: bool) -> dict:
 def cases(clips: Path):
     from fetch import cache_dir
 
-    yield "kws_dscnn (bundled, seeded)", bundled_model(), None, True, \
+    yield "kws_dscnn (bundled, seeded)", BUNDLED, None, True, \
         speech_feeds.kws_feeds(clips / "calib"), speech_feeds.kws_feeds(clips / "eval")
     mel, emb = cache_dir() / "melspectrogram.onnx", cache_dir() / "embedding_model.onnx"
     if mel.exists() and emb.exists():

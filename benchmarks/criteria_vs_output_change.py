@@ -28,7 +28,7 @@ import onnxprune  # noqa: E402
 import speech_feeds  # noqa: E402
 from criteria_table import before_softmax  # noqa: E402
 from onnxprune.calibrate import calibrate  # noqa: E402
-from onnxprune.cli.demo import bundled_model  # noqa: E402
+BUNDLED = Path(__file__).resolve().parent.parent / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
 from onnxprune.criteria_data import score_group_data  # noqa: E402
 from onnxprune.rewrite import apply_removal  # noqa: E402
 from onnxprune.runtime import make_session  # noqa: E402
@@ -83,7 +83,7 @@ def main():
     args = ap.parse_args()
     from fetch import cache_dir
 
-    models = [("kws_dscnn (bundled, seeded)", bundled_model(), None, speech_feeds.kws_feeds, False)]
+    models = [("kws_dscnn (bundled, seeded)", BUNDLED, None, speech_feeds.kws_feeds, False)]
     mel, emb = cache_dir() / "melspectrogram.onnx", cache_dir() / "embedding_model.onnx"
     if mel.exists() and emb.exists():
         models.append(("openwakeword embedding_model", emb, {"input_1": [1, 76, 32, 1]},

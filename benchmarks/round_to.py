@@ -20,14 +20,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
 
 import onnxprune  # noqa: E402
-from onnxprune.cli.demo import bundled_model  # noqa: E402
+BUNDLED = Path(__file__).resolve().parent.parent / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
 from onnxprune.runtime import make_session, random_feeds  # noqa: E402
 
 
 def cases():
     from fetch import fetch
 
-    yield "kws_dscnn (bundled)", bundled_model(), None
+    yield "kws_dscnn (bundled)", BUNDLED, None
     yield "openwakeword embedding_model", fetch("embedding_model"), {"input_1": [1, 76, 32, 1]}
     yield "silero_vad_v6", fetch("silero_vad_v6"), {"input": [1, 576]}
 
