@@ -12,7 +12,7 @@ import pytest
 
 from onnxprune.bench import memory
 from onnxprune.bench.providers import check_session_provider, resolve_provider
-from onnxprune.cli.demo import bundled_model
+from builders import bundled_model
 from onnxprune.errors import UsageError
 
 CLI = [sys.executable, "-m", "onnxprune"]
