@@ -91,8 +91,8 @@ def cached_features(name: str, make, front: LogMel):
         feats = features(items, front)
         np.savez(path, x=np.concatenate(feats), lens=[len(f) for f in feats], text=[t for _, t in items])
     z = np.load(path)
-    offsets = np.cumsum([0, *z["lens"]])
-    return [z["x"][a:b] for a, b in zip(offsets[:-1], offsets[1:])], [str(t) for t in z["text"]]
+    x, offsets = z["x"], np.cumsum([0, *z["lens"]])  # read x once: each z["x"] decompresses a new copy
+    return [x[a:b] for a, b in zip(offsets[:-1], offsets[1:])], [str(t) for t in z["text"]]
 
 
 def batches(feats, texts, size: int, rng):
