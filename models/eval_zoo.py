@@ -54,9 +54,14 @@ def ctc_transcribe(waves, model: Path = ZOO / "crnn_ctc_ts.onnx", frontend: Path
     """Greedy CTC transcripts (collapse repeats, drop blanks) of waveforms of any length."""
     vocab = (ZOO / "ctc_vocab.txt").read_text().split("\n")[:-1]
     fe, net = session(frontend), session(model)
+    frames = net.get_inputs()[0].shape[2]  # an int for an export with a fixed window (zero-padded to it)
     out = []
     for w in waves:
-        logp = net.run(None, {"logmel": fe.run(None, {"waveform": np.asarray(w, np.float32)[None]})[0]})[0][0]
+        w = np.asarray(w, np.float32)
+        if isinstance(frames, int):
+            n = (frames - 1) * 320 + 400
+            w = np.pad(w[:n], (0, max(0, n - len(w))))
+        logp = net.run(None, {"logmel": fe.run(None, {"waveform": w[None]})[0]})[0][0]
         ids, words, prev = logp.argmax(-1), [], 0
         for i in ids:
             if i != prev and i != 0:

@@ -137,7 +137,7 @@ def render(voice: Voice, items: list[tuple[str, int]]) -> list[np.ndarray]:
     return out
 
 
-def synthesize(plan: dict[Voice, list[tuple[str, str, int]]], threads: int = 2) -> list[dict]:
+def synthesize(plan: dict[Voice, list[tuple[str, str, int]]], threads: int = int(os.environ.get("SYNTH_THREADS", 2))) -> list[dict]:
     """plan: voice -> [(label, text, rendition)]; returns records with audio, label, text, voice."""
     def one(item):
         voice, jobs = item

@@ -15,6 +15,8 @@ from eval_zoo import ZOO, kws_predict, kws_report, read_manifest
 
 # Stated in models/README.md (python models/eval_zoo.py kws); the margin only absorbs float noise.
 KWS_EVAL_ACCURACY = 0.9367
+CTC_EVAL_WER = {"crnn_ctc_ts": 0.2300, "crnn_ctc_dynamo": 0.2906}
+INTENT_EVAL_ACCURACY = 0.5833
 MARGIN = 0.01
 
 
@@ -60,3 +62,31 @@ def test_kws_has_prunable_groups():
     analysis = onnxprune.analyze(ZOO / "kws_dscnn.onnx")
     prunable = [g for g in analysis.groups if g.prunable]
     assert len(prunable) >= 4
+
+
+@pytest.mark.skipif(not (ZOO / "crnn_ctc_ts.onnx").exists(), reason="CTC recognizer not committed")
+def test_ctc_reaches_stated_wer():
+    from eval_zoo import ctc_transcribe, error_rates
+
+    rows = read_manifest(ZOO / "data" / "ctc" / "eval")
+    refs = [r["text"] for r in rows]
+    for name, stated in CTC_EVAL_WER.items():
+        wer, cer = error_rates(refs, ctc_transcribe([r["audio"] for r in rows], ZOO / f"{name}.onnx"))
+        assert wer <= stated + MARGIN, name
+
+
+@pytest.mark.skipif(not (ZOO / "crnn_ctc_ts.onnx").exists(), reason="CTC recognizer not committed")
+def test_ctc_has_prunable_groups():
+    analysis = onnxprune.analyze(ZOO / "crnn_ctc_ts.onnx", shapes={"logmel": [1, 1, 101, 40]})
+    assert sum(g.prunable for g in analysis.groups) >= 2
+
+
+@pytest.mark.skipif(not (ZOO / "intent_lstm.onnx").exists(), reason="intent classifier not committed")
+def test_intent_reaches_stated_accuracy_and_prunes():
+    from eval_zoo import intent_predict
+
+    rows = [json.loads(line) for line in (ZOO / "data" / "intent" / "eval.jsonl").read_text().splitlines()]
+    preds = intent_predict([r["text"] for r in rows])
+    assert np.mean([p == r["label"] for p, r in zip(preds, rows)]) >= INTENT_EVAL_ACCURACY - MARGIN
+    analysis = onnxprune.analyze(ZOO / "intent_lstm.onnx", shapes={"tokens": [1, 7]})
+    assert sum(g.prunable for g in analysis.groups) >= 1
