@@ -108,12 +108,19 @@ class _Model:
         return [self.session.run([self.output], f)[0] for f in feed_list]
 
 
-def _examples(first: _Model, cfg: BenchConfig, overrides: dict) -> list:
+def _examples(path: str, cfg: BenchConfig, overrides: dict) -> list:
+    """The --data examples. --shape fixes their dims only where the model's own are fixed-size
+    windows (a raw-waveform window); otherwise each clip keeps its length, as in use."""
     data = DataConfig(**{**cfg.data.__dict__, "shapes": overrides or None})
-    examples = list(load_examples(first.proto, data))
+    examples = list(load_examples(load_model(path), data))
     if not examples:
         raise DataError(f"--data {cfg.data.path}: no examples")
     return examples
+
+
+def _shapes_from(examples: list, overrides: dict) -> dict:
+    """Shapes for MACs where --shape gives none: the first example's."""
+    return {**{k: list(v.shape) for k, v in examples[0].feeds.items()}, **overrides}
 
 
 def run_bench(models: list[str], cfg: BenchConfig) -> dict:
@@ -124,9 +131,11 @@ def run_bench(models: list[str], cfg: BenchConfig) -> dict:
     provider = resolve_provider(cfg.provider)
     overrides = cfg.shapes if isinstance(cfg.shapes, dict) else parse_shape_specs(cfg.shapes)
     names = list(cfg.names) or _display_names(models)
+    examples = _examples(models[0], cfg, {}) if cfg.data is not None else None
+    if examples is not None:
+        overrides = _shapes_from(examples, overrides)
     loaded = [_Model(p, n, cfg, provider, overrides) for p, n in zip(models, names)]
-    if cfg.data is not None:
-        examples = _examples(loaded[0], cfg, overrides)
+    if examples is not None:
         feed_sets = [[ex.feeds for ex in examples] for _ in loaded]
     else:
         examples = None

@@ -121,7 +121,8 @@ def segments_mask(segments: list[tuple[float, float]], times: np.ndarray) -> np.
 
 def ctc_greedy(logits: np.ndarray, vocab: list[str], blank: int = 0) -> str:
     """Argmax per frame, collapse repeats, drop blanks; `|` and `▁` become spaces (wav2vec2 and
-    sentencepiece conventions), runs of spaces collapse."""
+    sentencepiece conventions), runs of spaces collapse. A word vocabulary (tokens of several
+    letters, no `|`/`▁` marks) is joined with spaces."""
     rows = _rows(logits)
     ids = rows.argmax(-1)
     out, prev = [], None
@@ -129,7 +130,9 @@ def ctc_greedy(logits: np.ndarray, vocab: list[str], blank: int = 0) -> str:
         if i != prev and i != blank:
             out.append(vocab[i] if i < len(vocab) else "")
         prev = i
-    text = "".join(out).replace("|", " ").replace("▁", " ")
+    words = not any(("|" in t or "▁" in t) for t in vocab) and \
+        sum(len(t) > 1 for t in vocab) > len(vocab) // 2
+    text = (" " if words else "").join(out).replace("|", " ").replace("▁", " ")
     return " ".join(text.split())
 
 

@@ -3,12 +3,9 @@ data-aware option without --data is one line of usage error."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from ..criteria_data import DATA_CRITERIA
 from ..data import DataConfig, load_examples
 from ..errors import UsageError
-from ..shapes import parse_shape_specs
 
 
 def calibration_feeds(model, data: DataConfig | None, shapes, criterion: str, compensate: str):
@@ -21,6 +18,6 @@ def calibration_feeds(model, data: DataConfig | None, shapes, criterion: str, co
         return None
     if not needs:
         raise UsageError("--data is used only by --criterion activation|reconstruction or --compensate bias|lstsq")
-    if shapes:
-        data = dataclasses.replace(data, shapes=parse_shape_specs(shapes))
+    # --shape fixes the dims analysis and verification use; calibration clips keep their own length
+    # where the model's dim is symbolic (a recognizer's time axis), as the model will see in use
     return (ex.feeds for ex in load_examples(model, data))  # streamed: calibration reads it once

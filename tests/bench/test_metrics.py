@@ -94,3 +94,14 @@ def test_wer_and_cer_small_examples():
     assert r["wer"] == pytest.approx(2 / 4)
     # char edits: c->b (1) + " world" (6) over 11 + 5 reference chars
     assert r["cer"] == pytest.approx(7 / 16)
+
+
+def test_ctc_greedy_joins_a_word_vocabulary_with_spaces():
+    import numpy as np
+
+    from onnxprune.bench.metrics import ctc_greedy
+
+    vocab = ["<blank>", "turn", "on", "the", "light"]
+    ids = [1, 1, 0, 2, 0, 3, 3, 4]
+    logits = np.eye(len(vocab))[ids]
+    assert ctc_greedy(logits, vocab) == "turn on the light"
