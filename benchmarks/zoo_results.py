@@ -1,12 +1,12 @@
-"""The zoo keyword spotter: uniform ratios vs `auto`, criterion × compensation, int8 — accuracy on
-held-out voices, measured latency. Reproduces the README's results table.
+"""The zoo's keyword spotter and CTC recognizer: uniform ratios (criterion × compensation) vs
+`auto` — task metric on held-out voices, measured latency. Reproduces the README's results tables.
 
-Calibration (and auto's budget checks) use models/zoo/data/kws/calib only: its deterministic
-80/20 split gives calibration clips and a small *dev* split for auto's budget; the reported
-accuracy is on the 300 eval clips (voices never seen in training or calibration). All models are
-timed in one interleaved run (ONNX Runtime CPU, 1 thread, p50).
+Calibration (and auto's budget checks) use the model's calib set only: its deterministic 80/20
+split gives calibration clips and a small *dev* split for auto's budget; the reported metric is on
+the eval set (voices never seen in training or calibration). All models of a case are timed in one
+interleaved run (ONNX Runtime CPU, 1 thread, p50).
 
-    python benchmarks/zoo_kws.py [--runs 500] [--out benchmarks/results/zoo_kws.md]
+    python benchmarks/zoo_results.py [kws|ctc ...] [--runs 500]   # -> benchmarks/results/zoo_<case>.md
 """
 
 from __future__ import annotations
@@ -30,21 +30,30 @@ from onnxprune.io import load_model, save_model  # noqa: E402
 from onnxprune.task_eval import TaskEvaluator  # noqa: E402
 
 ZOO = ROOT / "models" / "zoo"
-FRONT = str(ZOO / "logmel_frontend.onnx")
-LABELS = str(ZOO / "kws_labels.json")
-TASK = TaskConfig("classify", labels_file=LABELS)
+CASES = {
+    "kws": dict(model=ZOO / "kws_dscnn.onnx", front=str(ZOO / "logmel_frontend.onnx"), data=ZOO / "data" / "kws",
+                task=TaskConfig("classify", labels_file=str(ZOO / "kws_labels.json")), metric="accuracy", shapes=None),
+    "ctc": dict(model=ZOO / "crnn_ctc_ts.onnx", front=str(ZOO / "logmel_frontend_dyn.onnx"), data=ZOO / "data" / "ctc",
+                task=TaskConfig("ctc", vocab=str(ZOO / "ctc_vocab.txt")), metric="wer",
+                shapes={"logmel": [1, 1, 100, 40]}),
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("cases", nargs="*", default=list(CASES))
     ap.add_argument("--runs", type=int, default=500)
     ap.add_argument("--ratios", default="0.25,0.375,0.5")
     ap.add_argument("--targets", default="1.25,1.5,2.0")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "zoo_kws.md"))
     args = ap.parse_args()
-    model_path = ZOO / "kws_dscnn.onnx"
+    for name in args.cases:
+        run_case(name, CASES[name], args)
+
+
+def run_case(name: str, case: dict, args) -> None:
+    model_path, FRONT, TASK, shapes = case["model"], case["front"], case["task"], case["shapes"]
     model = load_model(model_path)
-    calib_data = DataConfig(str(ZOO / "data" / "kws" / "calib" / "manifest.jsonl"), frontend=FRONT)
+    calib_data = DataConfig(str(case["data"] / "calib" / "manifest.jsonl"), frontend=FRONT)
     calib = [ex.feeds for ex in load_examples(model, split_examples(calib_data)[0])]
     tmp = Path(tempfile.mkdtemp(prefix="zoo-kws-"))
     variants = [("original", str(model_path), {})]
@@ -58,41 +67,42 @@ def main() -> None:
     for ratio in [float(r) for r in args.ratios.split(",")]:
         for criterion, comp in (("l1", "none"), ("activation", "none"), ("activation", "lstsq"),
                                 ("reconstruction", "lstsq")):
-            cfg = PruneConfig(ratio=ratio, criterion=criterion, compensate=comp,
+            cfg = PruneConfig(ratio=ratio, criterion=criterion, compensate=comp, shapes=shapes,
                               calibration=None if (criterion, comp) == ("l1", "none") else calib)
             add(f"uniform {ratio:g} {criterion}+{comp}", prune(model, config=cfg),
                 {"kind": "uniform", "ratio": ratio, "criterion": criterion, "compensate": comp})
     dev = TaskEvaluator(model, held_out_examples(model, calib_data, count=1000, part=1), TASK)
     for target in [float(t) for t in args.targets.split(",")]:
         done = auto_prune(model, goal="speedup", target=target, max_drop=1.0, evaluate=dev, metric="task",
-                          data=calib_data, calib=16, criterion="reconstruction", compensation="lstsq",
+                          data=calib_data, calib=16, criterion="reconstruction", compensation="lstsq", shapes=shapes,
                           runs=200, cache=False, max_evals=60)
         add(f"auto {target:g}x reconstruction+lstsq", done.result,
             {"kind": "auto", "target": target, "reached": done.search.reached, "stop": done.search.stop_reason,
              "dev_accuracy": dev(done.result.model)["task"]})
     bench = run_bench([p for _, p, _ in variants], BenchConfig(
         threads=1, runs=args.runs, warmup=50, memory=False, names=tuple(n for n, _, _ in variants),
-        data=DataConfig(str(ZOO / "data" / "kws" / "eval" / "manifest.jsonl"), frontend=FRONT), task=TASK))
+        data=DataConfig(str(case["data"] / "eval" / "manifest.jsonl"), frontend=FRONT), task=TASK))
+    key = case["metric"]
     rows = []
     for m, (_, _, extra) in zip(bench["models"], variants):
         rows.append({"model": m["name"], **extra, "params": m["params"], "macs": m["macs"],
-                     "p50_ms": m["latency"]["p50_ms"], "speedup": m["speedup"], "accuracy": m["task"]["accuracy"],
+                     "p50_ms": m["latency"]["p50_ms"], "speedup": m["speedup"], key: m["task"][key],
                      "top1_agreement": m.get("fidelity", {}).get("top1_agreement", 1.0)})
-    write(rows, bench, args)
+    write(name, key, rows, bench, args, case)
 
 
-def write(rows, bench, args) -> None:
-    out = Path(args.out)
+def write(name, key, rows, bench, args, case) -> None:
+    out = ROOT / "benchmarks" / "results" / f"zoo_{name}.md"
     mc = bench["machine"]
-    lines = [f"Command: `python benchmarks/zoo_kws.py --runs {args.runs}` — {mc['cpu']}, {mc['cores']} cores, "
-             f"onnxruntime {mc['onnxruntime']} CPU, 1 thread, p50 of {args.runs} interleaved runs; accuracy on the "
-             f"300 held-out-voice eval clips (models/zoo/data/kws/eval); calibration and auto's budget (drop <= 1 "
-             f"point on the dev split of the calibration set) never see them.", "",
-             "| model | params | MACs | p50 ms | speedup | accuracy | agrees with original |",
+    lines = [f"Command: `python benchmarks/zoo_results.py {name} --runs {args.runs}` — {mc['cpu']}, {mc['cores']} cores, "
+             f"onnxruntime {mc['onnxruntime']} CPU, 1 thread, p50 of {args.runs} interleaved runs; {key} on the "
+             f"held-out-voice eval set ({case['data'].relative_to(ROOT)}/eval, {bench['timing']['inputs']}); "
+             f"calibration and auto's budget (drop <= 1 point on the dev split of the calibration set) never see it.",
+             "", f"| model | params | MACs | p50 ms | speedup | {key} | top-1 agreement with original |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['params']:,} | {r['macs'] / 1e6:.2f}M | {r['p50_ms']:.3f} | "
-                     f"{r['speedup']:.2f}x | {100 * r['accuracy']:.1f}% | {100 * r['top1_agreement']:.1f}% |")
+                     f"{r['speedup']:.2f}x | {100 * r[key]:.1f}% | {100 * r['top1_agreement']:.1f}% |")
     out.write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
     print("\n".join(lines))
