@@ -1,0 +1,136 @@
+"""openwakeword's real pipeline (melspectrogram -> embedding_model -> alexa head), with the
+embedding model pruned: criterion x compensation x ratio, wake-word detection on held-out voices.
+
+Audio is synthesized with flite and festival (models/synth_speech.py; espeak-ng's "alexa" does
+not trigger the head at all): positives say "alexa", negatives say other phrases, each at several
+speeds and pitches; calibration voices (flite kal16/awb/slt, festival kal) and evaluation voices
+(flite rms, festival ked) are disjoint — the zoo's voice split.
+Calibration feeds are the embedding model's 76-frame mel windows of calibration clips (openwakeword's
+x/10 + 2 scaling, hop 8 frames). A clip's score is the head's maximum over its 16-embedding windows;
+detection at 0.5.
+
+    python benchmarks/oww_wakeword.py [--ratios 0.1,0.25] [--voices 24]   # ~/.cache/onnxprune models
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "models"))
+sys.path.insert(0, str(ROOT))
+
+from fetch import fetch  # noqa: E402
+from synth_speech import synth_festival, synth_flite  # noqa: E402
+
+from onnxprune.api import PruneConfig, check_verified, prune  # noqa: E402
+from onnxprune.io import load_model, save_model  # noqa: E402
+from onnxprune.runtime import make_session  # noqa: E402
+
+NEGATIVES = ["hello there", "what time is it", "turn on the light", "alexander", "play some music", "a lexical test",
+             "good morning", "stop the timer"]
+RATE, PAD = 16000, 0.7
+CALIB_VOICES = [("flite", "kal16"), ("flite", "awb"), ("flite", "slt"), ("festival", "kal_diphone")]
+EVAL_VOICES = [("flite", "rms"), ("festival", "ked_diphone")]
+
+
+def clips(voices, per_voice, rng):
+    """(audio, is_positive): per voice and prosody, one "alexa" and two negative phrases, padded
+    with silence and light noise."""
+    out = []
+    for engine, voice in voices:
+        for _ in range(per_voice):
+            speed, f0 = float(rng.uniform(0.85, 1.15)), float(rng.uniform(80, 140))
+            texts = [("alexa", True)] + [(NEGATIVES[int(i)], False) for i in rng.choice(len(NEGATIVES), 2, replace=False)]
+            for text, positive in texts:
+                out.append((_padded(_say(engine, voice, text, speed, f0), rng), positive))
+    return out
+
+
+def _say(engine, voice, text, speed, f0):
+    if engine == "flite":
+        return synth_flite(voice, text, speed, f0)
+    return synth_festival(voice, [(text, speed)])[0]
+
+
+def _padded(speech, rng):
+    pad = np.zeros(int(PAD * RATE), np.float32)
+    audio = np.concatenate([pad, speech, pad])
+    return audio + rng.normal(0, 0.003, audio.shape).astype(np.float32)
+
+
+class Pipeline:
+    def __init__(self, embedding_path):
+        self.mel = make_session(str(fetch("melspectrogram")))
+        self.head = make_session(str(fetch("alexa_v0.1")))
+        self.emb = make_session(str(embedding_path))
+
+    def windows(self, audio):
+        mel = self.mel.run(None, {"input": (audio * 32767)[None, :].astype(np.float32)})[0]
+        mel = mel[:, 0] / 10 + 2  # openwakeword's scaling
+        frames = mel.reshape(-1, 32)
+        return [frames[i:i + 76][None, :, :, None].astype(np.float32) for i in range(0, len(frames) - 75, 8)]
+
+    def score(self, audio):
+        emb = np.concatenate([self.emb.run(None, {"input_1": w})[0].reshape(1, 96) for w in self.windows(audio)])
+        scores = [self.head.run(None, {"onnx::Flatten_0": emb[j:j + 16][None]})[0].item()
+                  for j in range(0, len(emb) - 15)]
+        return max(scores) if scores else 0.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ratios", default="0.1,0.25")
+    ap.add_argument("--per-voice", type=int, default=8, help="prosody variants per voice")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "oww_wakeword.md"))
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    calib_clips = clips(CALIB_VOICES, args.per_voice // 2, rng)
+    eval_clips = clips(EVAL_VOICES, args.per_voice, rng)
+    emb_path = fetch("embedding_model")
+    base = Pipeline(emb_path)
+    calibration = [{"input_1": w} for audio, _ in calib_clips for w in base.windows(audio)]
+    ref = [base.score(a) for a, _ in eval_clips]
+    rows = [("original", "-", "-", evaluate(ref, ref, eval_clips))]
+    model = load_model(emb_path)
+    tmp = Path(tempfile.mkdtemp(prefix="oww-"))
+    for ratio in [float(r) for r in args.ratios.split(",")]:
+        for criterion, comp in (("l1", "none"), ("activation", "none"), ("activation", "bias"),
+                                ("reconstruction", "bias")):
+            cfg = PruneConfig(ratio=ratio, criterion=criterion, compensate=comp, shapes={"input_1": [1, 76, 32, 1]},
+                              calibration=None if criterion == "l1" and comp == "none" else calibration)
+            result = prune(model, config=cfg)
+            check_verified(result)
+            path = tmp / f"{criterion}_{comp}_{ratio}.onnx"
+            save_model(result.model, path)
+            got = [Pipeline(path).score(a) for a, _ in eval_clips]
+            rows.append((f"{ratio:g}", criterion, comp, evaluate(got, ref, eval_clips)))
+            print(rows[-1], flush=True)
+    n_pos = sum(p for _, p in eval_clips)
+    lines = [f"Command: `python benchmarks/oww_wakeword.py --ratios {args.ratios} --per-voice {args.per_voice}`. "
+             f"embedding_model pruned, melspectrogram and the alexa head unchanged; calibration: "
+             f"{len(calibration)} mel windows from {len(calib_clips)} clips of {len(CALIB_VOICES)} voices; "
+             f"evaluation: {len(eval_clips)} clips ({n_pos} positives) of {len(EVAL_VOICES)} other voices; "
+             f"detection at 0.5.", "",
+             "| ratio | criterion | compensation | detection rate | false accepts | mean abs score change |",
+             "|---|---|---|---:|---:|---:|"]
+    for ratio, criterion, comp, m in rows:
+        lines.append(f"| {ratio} | {criterion} | {comp} | {m['detect']:.0%} | {m['fa']} / {m['neg']} | {m['change']:.3f} |")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def evaluate(scores, ref, eval_clips):
+    pos = [s for s, (_, p) in zip(scores, eval_clips) if p]
+    neg = [s for s, (_, p) in zip(scores, eval_clips) if not p]
+    return {"detect": float(np.mean([s >= 0.5 for s in pos])), "fa": int(sum(s >= 0.5 for s in neg)), "neg": len(neg),
+            "change": float(np.mean(np.abs(np.asarray(scores) - np.asarray(ref))))}
+
+
+if __name__ == "__main__":
+    main()
