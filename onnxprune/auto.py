@@ -233,14 +233,15 @@ def finish(model: onnx.ModelProto, space: WidthSpace, found: SearchResult, *, go
 
 
 def allocate_plan(model: onnx.ModelProto, *, ratio: float, criterion: str = "l1", round_to: int = 4, exclude=(),
-                  shapes=None, allow_io_change: bool = False, seed: int = 0, data=None, feeds: int = 16) -> Plan:
+                  shapes=None, allow_io_change: bool = False, seed: int = 0, data=None, feeds: int = 16,
+                  calibration=None, compensate: str = "none") -> Plan:
     """`prune --allocate sensitivity`: per-group widths whose total MACs are at most those of a
     uniform `ratio`, taking channels from the least sensitive groups first (no budget loop)."""
     from .fidelity import Fidelity, make_feeds
     from .sensitivity import measure_sensitivity
 
     space = WidthSpace(model, shapes=shapes, criterion=criterion, round_to=round_to, exclude=exclude,
-                       allow_io_change=allow_io_change, seed=seed)
+                       allow_io_change=allow_io_change, seed=seed, calibration=calibration, compensate=compensate)
     if not space.groups or ratio == 0.0:
         return space.plan(space.full)
     uniform = {n: space.width_at(n, ratio) for n in space.groups}

@@ -20,7 +20,7 @@ import onnx
 
 from .analysis import Analysis
 from .analysis.context import ParamSlice
-from .errors import UsageError
+from .errors import ModelError, UsageError
 from .graph import attr
 from .runtime import make_session
 
@@ -103,8 +103,11 @@ def consumer_sites(analysis: Analysis) -> list[Site]:
     """Every consumer slice whose read tensor is known (the recurrence R reads the hidden state,
     which is no tensor of the graph, so it has no site)."""
     sites = []
+    main = {id(n) for n in analysis.model.graph.node}
     for p in analysis.params:
         if p.role != "consumer" or (p.node.op_type in RECURRENT and p.input_index == 2):
+            continue
+        if id(p.node) not in main:  # inside an If branch: its values cannot be graph outputs (no site)
             continue
         found = _read_value(analysis, p)
         if found is not None:
@@ -175,7 +178,11 @@ def _calibrate(analysis: Analysis, feeds: Iterable[dict], moments: bool) -> Cali
     sites = consumer_sites(analysis)
     values = sorted({s.value for s in sites})
     model, fetched = _with_outputs(analysis.model, values)
-    session = make_session(model)
+    try:
+        session = make_session(model)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot collect calibration statistics: onnxruntime refuses the instrumented model ({first})") from None
     names = [o.name for o in session.get_outputs()]
     stats = {(s.value, s.axis): ChannelStats() for s in sites}
     need = [s for s in sites if moments and wants_moments(s)]

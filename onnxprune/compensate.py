@@ -43,6 +43,8 @@ def compensate(analysis: Analysis, removed: set[int], calib: Calibration, method
     new_adds: list[tuple[int, np.ndarray]] = []
     report, seen = [], set()
     for site in calib.sites:
+        if id(site.node) not in position:  # inside an If branch: calibrate() makes no such sites
+            continue
         key = (position[id(site.node)], site.param.input_index)
         keep = np.array([r not in removed for r in analysis.atoms.roots(site.param.labels).tolist()])
         if key in seen or keep.all():
@@ -108,7 +110,7 @@ class _Linear:
             trans_b = int(attr(node, "transB", 0))
             n = w.shape[0] if trans_b else w.shape[1]
             c = writer.current(node, 2) if len(node.input) > 2 and node.input[2] else None
-            if beta == 0.0 and c is not None:
+            if beta == 0.0:  # the bias term is switched off: nowhere to fold a correction
                 return None
             per_output = c is None or c.ndim == 0 or (c.size == n) or c.size == 1
             b = np.zeros(n)

@@ -103,7 +103,9 @@ def explore(model: onnx.ModelProto, feeds: dict) -> Paths:
                 paths.failed[(key, branch)] = str(exc).strip().splitlines()[0][:160]
             continue
         covered.update(taken.items())
-        paths.forces.append(force)
+        # the natural path is recorded by the choices it made: verification replays it with other
+        # seeds, whose data might otherwise take another branch and leave this one unchecked
+        paths.forces.append(force if key is not None else dict(taken))
         paths.models.append(inlined)
     return paths
 

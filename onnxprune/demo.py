@@ -65,7 +65,8 @@ def run_demo(cfg: DemoConfig, out: Path, echo=print) -> dict:
             path = out / f"{stem}_{tag}.onnx"
             save_model(result.model, path)
             label = f"r={ratio:g} {criterion}" + (f"+{compensate}" if compensate != "none" else "")
-            variants.append((label, str(path), {"ratio": ratio, "verified_max_diff": result.verify.max_abs_diff}))
+            variants.append((label, str(path), {"ratio": ratio, "verified_max_diff": result.verify.max_abs_diff,
+                                                "baseline": (criterion, compensate) != runs[0]}))
             echo(f"pruned {label}: verified (max |pruned - reference| {result.verify.max_abs_diff:.2g})")
     if cfg.quantize:
         variants += _quantized(cfg, out, stem, variants)
@@ -84,7 +85,8 @@ def _quantized(cfg: DemoConfig, out: Path, stem: str, variants: list) -> list:
     from .quantize import QuantizeConfig, quantize
 
     qcfg = QuantizeConfig(mode="static", data=DataConfig(cfg.calib_data, frontend=cfg.frontend))
-    most = max((v for v in variants if v[2]["ratio"] > 0 and "l1" not in v[0]), key=lambda v: v[2]["ratio"], default=None)
+    main_runs = [v for v in variants if v[2]["ratio"] > 0 and not v[2].get("baseline")]
+    most = max(main_runs, key=lambda v: v[2]["ratio"], default=None)
     picks = [("original", cfg.model, 0.0)] + ([(most[0], most[1], most[2]["ratio"])] if most else [])
     added = []
     for label, path, ratio in picks:

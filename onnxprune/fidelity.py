@@ -15,7 +15,6 @@ fixed feeds — held-out examples from `--data`, or seeded random inputs without
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -40,7 +39,10 @@ def held_out_examples(model: onnx.ModelProto, data, *, count: int, part: int) ->
     from .data import DataError, load_examples, split_examples
 
     config = split_examples(data)[part]
-    examples = list(itertools.islice(load_examples(model, config), count))
+    examples = list(load_examples(model, config))
+    if len(examples) > count:  # a spread over the split, not its first files (often one class)
+        picks = np.linspace(0, len(examples) - 1, count).round().astype(int)
+        examples = [examples[i] for i in picks]
     if not examples:
         raise DataError(f"--data {data.path}: too few examples to split into calibration and evaluation")
     return examples

@@ -33,5 +33,9 @@ class TaskEvaluator:
         outputs = [session.run([first], ex.feeds)[0] for ex in self.examples]
         key, sign = TASK_POINTS[self.cfg.task]
         value = tasks.evaluate(self.cfg, self.examples, outputs)[key]
+        if value is None:  # e.g. no positive clip on the held-out side for a detection rate
+            from .data import DataError
+
+            raise DataError(f"--task {self.cfg.task}: the held-out examples give no {key} (check their labels)")
         self.passes = self.fidelity.passes + len(self.examples)
         return metrics | {"task": sign * 100.0 * float(value), f"task_{key}": float(value)}

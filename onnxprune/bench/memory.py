@@ -57,12 +57,16 @@ def measure(model_path: str, *, provider: str, shapes: dict, threads: int = 0, i
     """Peak memory of `model_path` in a child process; {"error": ...} if the child fails."""
     spec = {"model": str(model_path), "provider": provider, "shapes": shapes, "threads": threads,
             "inter_threads": inter_threads, "opt_level": opt_level, "seed": seed, "runs": runs, "spin": spin}
-    proc = subprocess.run([sys.executable, "-m", "onnxprune.bench.memory", json.dumps(spec)],
-                          capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
+    try:
+        proc = subprocess.run([sys.executable, "-m", "onnxprune.bench.memory", json.dumps(spec)],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"the measuring process took longer than {timeout:g} s"}
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["exit code %d" % proc.returncode])[-1]
         return {"error": tail[:200]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(lines[-1])
 
 
 if __name__ == "__main__":

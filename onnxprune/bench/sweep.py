@@ -88,7 +88,7 @@ def _sweep(model_path, ratios, prune_cfg, bench_cfg, out: Path, fidelity_key: st
         if v is not None and not v.passed:
             failed.append({"ratio": ratio, "message": v.message})
             continue
-        target = out / f"{stem}_r{round(ratio * 100):02d}.onnx"
+        target = out / f"{stem}_r{ratio:g}.onnx".replace("0.", "0p")
         written.append(target)
         save_model(result.model, target)
         name = f"r={ratio:g}"

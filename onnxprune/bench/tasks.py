@@ -148,7 +148,7 @@ def _vad(cfg, examples, outputs):
     preds, refs, unmatched = [], [], 0
     for ex, out in zip(examples, outputs):
         probs = np.asarray(out, np.float64).ravel()
-        start, dur = float(ex.meta.get("start", 0.0)), _seconds(ex, cfg)
+        start, dur = float(ex.meta.get("start") or 0.0), _seconds(ex, cfg)
         times = start + (np.arange(max(1, int(dur / cfg.frame_hop))) + 0.5) * cfg.frame_hop
         idx = np.minimum(((times - start) / dur * len(probs)).astype(int), len(probs) - 1)
         preds.append(probs[idx] >= cfg.threshold)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..bench.plot import plot_sweep
-from ..bench.report import markdown
+from ..bench.report import jsonable, markdown
 from ..bench.sweep import pareto_front, parse_ratios
 from ..demo import DemoConfig, run_demo
 from .common import human, run_command, table, verbose_option, write_json
@@ -39,13 +39,13 @@ def demo(model, frontend, labels, eval_data, calib_data, ratios, criterion, comp
     rows = []
     for m in bench["models"]:
         acc = m["task"]["accuracy"]
-        fid = m.get("fidelity", {}).get("top1_agreement", 1.0)
+        fid = m["fidelity"].get("top1_agreement") if "fidelity" in m else 1.0
         rows.append([m["name"], human(m["params"]), human(m["macs"]), human(m["size_bytes"]) + "B",
-                     f"{m['latency']['p50_ms']:.3f}", f"{m['speedup']:.2f}x", f"{100 * acc:.1f}%", f"{100 * fid:.1f}%"])
+                     f"{m['latency']['p50_ms']:.3f}", f"{m['speedup']:.2f}x", f"{100 * acc:.1f}%", "-" if fid is None else f"{100 * fid:.1f}%"])
     click.echo(table(rows, ["model", "params", "MACs", "size", "p50 ms", "speedup", "accuracy", "agrees w/ orig"]))
     click.echo(f"accuracy on {bench['timing']['inputs']}; p50 on {bench['machine']['provider']}, "
                f"{bench['machine']['threads']} thread; every pruned model verified against its reference")
-    write_json(str(out / "report.json"), bench)
+    write_json(str(out / "report.json"), jsonable(bench))
     (out / "report.md").write_text(markdown(bench, "onnxprune demo"))
     plot_sweep(_as_sweep(bench, cfg), str(out / "demo.png"))
     click.echo(f"files, report.json, report.md and demo.png in {out}/")

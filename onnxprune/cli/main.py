@@ -111,15 +111,17 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     onnx_model = _load(model)
     if allocate == "sensitivity" and (global_ranking or plan is not None):
         raise UsageError("--allocate sensitivity chooses per-group widths itself: drop --global / --plan")
+    calibration = calibration_feeds(onnx_model, data, shapes, criterion, compensate)
     if allocate == "sensitivity":
         from ..auto import allocate_plan
 
+        calibration = None if calibration is None else list(calibration)  # read twice: allocation, then prune
         plan = allocate_plan(onnx_model, ratio=ratio, criterion=criterion, round_to=round_to, exclude=exclude,
-                             shapes=shapes, allow_io_change=allow_io_change, seed=seed)
+                             shapes=shapes, allow_io_change=allow_io_change, seed=seed, data=data,
+                             calibration=calibration, compensate=compensate)
         if "macs_fraction" in plan.meta:
             click.echo(f"allocate: sensitivity-guided widths keep {plan.meta['macs_fraction']:.1%} of the MACs "
                        f"(uniform --ratio {ratio:g}: {plan.meta['uniform_macs_fraction']:.1%})")
-    calibration = calibration_feeds(onnx_model, data, shapes, criterion, compensate)
     config = PruneConfig(ratio=ratio, criterion=criterion, global_ranking=global_ranking, round_to=round_to,
                          exclude=tuple(exclude), shapes=shapes, verify=not no_verify, atol=atol, rtol=rtol,
                          seed=seed, allow_io_change=allow_io_change, plan=plan, inputs=parse_input_values(inputs),
@@ -177,7 +179,7 @@ def print_summary(result, file_size_before: int | None = None) -> None:
     if v is None:
         click.echo("verify: skipped (--no-verify)")
     elif v.passed:
-        paths = f"; {v.paths} more If path(s) forced and checked" if v.paths else ""
+        paths = f"; {v.paths} If path(s) forced and checked" if v.paths else ""
         click.echo(f"verify: passed, max |pruned - reference| = {v.max_abs_diff:.3g} "
                    f"(atol {v.tolerance['atol']:g}, rtol {v.tolerance['rtol']:g}); checker {v.checker}; "
                    f"onnxruntime loads it{paths}")

@@ -64,8 +64,11 @@ def _audio_examples(model: onnx.ModelProto, config: DataConfig, items: list[Item
         source = str(item.path) + (f"@{item.offset:g}s" if item.offset else "")
         seconds = len(samples) / rate
         for index, (start, feeds) in enumerate(to_feeds(samples, source, seconds)):
-            yield Example(feeds, label=item.label, text=item.text, source=source, seconds=seconds,
-                          meta={"start": None if start is None else item.offset + start, "index": index, "key": item.key})
+            # a window covers --window seconds (the rest of the clip for the last one), not the clip
+            span = seconds if start is None or not config.window else min(config.window, seconds - start)
+            yield Example(feeds, label=item.label, text=item.text, source=source, seconds=span,
+                          meta={"start": None if start is None else item.offset + start, "index": index,
+                                "key": item.key, "file": str(item.path), "clip_seconds": seconds})
 
 
 def _converter(model: onnx.ModelProto, config: DataConfig, rate: int):
@@ -163,6 +166,14 @@ def _read_dump(f: Path, specs, key: str):
             raise DataError(f"--data {f}: array '{s.name}' {shape_text(arrays[s.name].shape)} does not fit "
                             f"input {shape_text(s.dims)}")
     count = len(arrays[names[0]])
+    rows = {n: len(arrays[n]) for n in names} | ({"label": len(labels)} if labels is not None else {})
+    if len(set(rows.values())) > 1:
+        raise DataError(f"--data {f}: arrays hold different numbers of examples ({rows})")
+    for s in specs:
+        if s.dtype is not None and arrays[s.name].dtype != s.dtype:
+            if not np.can_cast(arrays[s.name].dtype, s.dtype, casting="same_kind"):
+                raise DataError(f"--data {f}: array '{s.name}' is {arrays[s.name].dtype}, the input takes {np.dtype(s.dtype)}")
+            arrays[s.name] = arrays[s.name].astype(s.dtype)
     for i in range(count):
         label = None if labels is None else str(labels[i])
         yield Example({n: arrays[n][i:i + 1] for n in names}, label=label, source=f"{f}[{i}]",

@@ -28,7 +28,7 @@ def kws_pair(tmp_path_factory):
     d = tmp_path_factory.mktemp("kws")
     original = d / "kws.onnx"
     original.write_bytes(bundled_model().read_bytes())
-    pruned = d / "kws_r75.onnx"
+    pruned = d / "kws_r0p75.onnx"
     r = run("prune", original, pruned, "--ratio", "0.75")
     assert r.returncode == 0, r.stderr
     return original, pruned
@@ -88,7 +88,7 @@ def test_bench_two_models_json_and_markdown(kws_pair, tmp_path):
     assert "fidelity" not in first
     assert data["machine"]["provider"] == "CPUExecutionProvider" and data["machine"]["threads"] == 1
     text = md.read_text()
-    assert "| kws.onnx |" in text and "| kws_r75.onnx |" in text and "Command: `onnxprune bench" in text
+    assert "| kws.onnx |" in text and "| kws_r0p75.onnx |" in text and "Command: `onnxprune bench" in text
 
 
 def test_bench_classify_task_on_npz_data(kws_pair, kws_data, tmp_path):
@@ -131,7 +131,7 @@ def test_sweep_writes_json_markdown_png(kws_pair, tmp_path):
     assert data["points"][0]["quality"] == 1.0
     assert data["points"][2]["macs"] < data["points"][1]["macs"] < data["points"][0]["macs"]
     assert any(p["pareto_macs"] for p in data["points"])
-    assert (out / "kws_r50.onnx").exists() and (out / "kws_r75.onnx").exists()
+    assert (out / "kws_r0p5.onnx").exists() and (out / "kws_r0p75.onnx").exists()
     assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| 0.75 |" in (out / "sweep.md").read_text()
 
