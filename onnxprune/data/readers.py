@@ -85,6 +85,9 @@ def _converter(model: onnx.ModelProto, config: DataConfig, rate: int):
         raise DataError(f"model has inputs {described}; audio can fill only one: use --feeds for the others")
     spec = specs[0]
     if config.frontend:
+        if config.window:  # would be silently ignored: the model's input length sets the window
+            raise DataError("--window applies to raw-waveform models; with --frontend the model's input length "
+                            "sets the window along the front-end's time axis (--hop sets the step)")
         from .frontend import Frontend
 
         front = Frontend(config.frontend)

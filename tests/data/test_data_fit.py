@@ -115,3 +115,17 @@ def _read(path):
     from onnxprune.data.audio import read_audio
 
     return read_audio(path, 16000)[None]
+
+
+def test_window_with_a_frontend_is_an_error_not_ignored(tmp_path):
+    write(tmp_path / "a.wav", tone(16000, 1.0), 16000, "FLOAT")
+    front = save(framing_frontend(feats=8), tmp_path / "front.onnx")
+    with pytest.raises(DataError, match="--window applies to raw-waveform models"):
+        list(load_examples(feature_model(["B", 10, 8]), DataConfig(str(tmp_path / "a.wav"), frontend=str(front), window=0.5)))
+
+
+def test_window_examples_cover_the_window_not_the_clip(tmp_path):
+    write(tmp_path / "a.wav", tone(16000, 3.0), 16000, "FLOAT")
+    exs = _run_all(waveform_model([1, 16000]), DataConfig(str(tmp_path / "a.wav"), window=1.0, hop=0.5))
+    assert len(exs) == 5 and all(e.seconds == 1.0 for e in exs)
+    assert exs[0].meta["clip_seconds"] == 3.0 and exs[0].meta["file"].endswith("a.wav")
