@@ -20,7 +20,7 @@ import onnx
 
 from .analysis import Analysis
 from .analysis.context import ParamSlice
-from .errors import ModelError, UsageError
+from .errors import ModelError, UsageError, first_line
 from .graph import attr
 from .runtime import make_session
 
@@ -181,8 +181,8 @@ def _calibrate(analysis: Analysis, feeds: Iterable[dict], moments: bool) -> Cali
     try:
         session = make_session(model)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot collect calibration statistics: onnxruntime refuses the instrumented model ({first})") from None
+        raise ModelError(f"cannot collect calibration statistics: onnxruntime refuses the instrumented model "
+                         f"({first_line(exc)})") from None
     names = [o.name for o in session.get_outputs()]
     stats = {(s.value, s.axis): ChannelStats() for s in sites}
     need = [s for s in sites if moments and wants_moments(s)]
@@ -195,8 +195,7 @@ def _calibrate(analysis: Analysis, feeds: Iterable[dict], moments: bool) -> Cali
         try:
             got = dict(zip(wanted, session.run(wanted, feed))) if wanted else {}
         except Exception as exc:  # wrong input names, shapes or types in the calibration data
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise UsageError(f"calibration example {examples} does not fit the model: {first}") from None
+            raise UsageError(f"calibration example {examples} does not fit the model: {first_line(exc)}") from None
         got.update({k: v for k, v in feed.items() if k in values})
         for (value, axis), st in stats.items():
             st.add(got[value], axis)

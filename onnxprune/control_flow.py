@@ -18,6 +18,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from .errors import first_line
+
 BRANCHES = ("then_branch", "else_branch")
 
 
@@ -92,7 +94,7 @@ def explore(model: onnx.ModelProto, feeds: dict) -> Paths:
         try:
             inlined, taken = trace(model, feeds, force)
         except Exception as exc:
-            paths.failed[(key, branch) if key else ("", "natural")] = str(exc).strip().splitlines()[0][:160]
+            paths.failed[(key, branch) if key else ("", "natural")] = first_line(exc, 160)
             continue
         try:
             from .runtime import make_session
@@ -100,7 +102,7 @@ def explore(model: onnx.ModelProto, feeds: dict) -> Paths:
             make_session(inlined, optimization="disable", quiet=True).run(None, feeds)
         except Exception as exc:
             if key is not None:
-                paths.failed[(key, branch)] = str(exc).strip().splitlines()[0][:160]
+                paths.failed[(key, branch)] = first_line(exc, 160)
             continue
         covered.update(taken.items())
         # the natural path is recorded by the choices it made: verification replays it with other

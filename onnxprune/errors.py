@@ -19,3 +19,10 @@ class UsageError(OnnxpruneError):
 
 class VerificationError(OnnxpruneError):
     """The pruned model does not match its reference, fails the checker, or fails to load."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type name if the message is empty), for
+    one-line errors that quote what onnxruntime or onnx said."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 
 from .data import DataConfig, DataError, load_examples
-from .errors import ModelError, UsageError
+from .errors import ModelError, UsageError, first_line
 from .io import check_output_path, clamp_ir_version, load_model
 from .runtime import make_session, random_feeds
 
@@ -105,7 +105,7 @@ def quantize(model_path, output_path, config: QuantizeConfig | None = None) -> Q
         try:
             make_session(str(target))
         except Exception as exc:
-            raise ModelError(f"quantized model does not load in onnxruntime: {str(exc).splitlines()[0][:200]}") from exc
+            raise ModelError(f"quantized model does not load in onnxruntime: {first_line(exc)}") from exc
         result = QuantizeResult(path=out, size_before=model_path.stat().st_size, size_after=target.stat().st_size,
                                 calibration_examples=calibrated)
         result.ops_after = _op_counts(quantized)
@@ -123,7 +123,7 @@ def _preprocess(src: Path, tmpdir: Path) -> Path:
     try:
         quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
     except Exception as exc:
-        raise ModelError(f"quantization pre-processing failed ({str(exc).splitlines()[0][:200]}); "
+        raise ModelError(f"quantization pre-processing failed ({first_line(exc)}); "
                          f"retry with --no-preprocess") from exc
     return dst
 
@@ -148,7 +148,7 @@ def _run_quantizer(src: Path, target: Path, config: QuantizeConfig) -> int:
     except Exception as exc:
         if reader.count == 0:
             raise DataError(f"--data {config.data.path}: no calibration examples") from exc
-        raise ModelError(f"static quantization failed: {str(exc).splitlines()[0][:200]}") from exc
+        raise ModelError(f"static quantization failed: {first_line(exc)}") from exc
     if reader.count == 0:
         raise DataError(f"--data {config.data.path}: no calibration examples")
     return reader.count

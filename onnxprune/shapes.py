@@ -8,7 +8,7 @@ import copy
 import numpy as np
 import onnx
 
-from .errors import ModelError, UsageError
+from .errors import ModelError, UsageError, first_line
 from .control_flow import BRANCHES, all_ifs, clear_branch_value_info, explore, has_if, if_key
 from .graph import GraphIndex
 
@@ -144,7 +144,7 @@ def probe(model: onnx.ModelProto, shapes: dict[str, list[int]], values: dict | N
     except ModelError:
         raise
     except Exception as exc:
-        raise ModelError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0][:200]}") from None
+        raise ModelError(f"onnxruntime cannot load the model: {first_line(exc)}") from None
     paths = explore(_declared(model), feeds)
     if not paths.models:  # no path inlines and runs (e.g. sequence-typed branch outputs): no descent
         try:
@@ -218,6 +218,6 @@ def _shapes_from_runtime(model: onnx.ModelProto, shapes, names, values=None) -> 
             raise ModelError(f"model uses ai.onnx opset {opset}, older than onnxruntime runs (7 and newer); "
                              "convert it with onnx.version_converter") from exc
         raise ModelError(f"cannot determine value shapes: onnx shape inference left {len(names)} values unknown "
-                         f"and onnxruntime could not run the model ({str(exc).splitlines()[0][:160]})") from exc
+                         f"and onnxruntime could not run the model ({first_line(exc, 160)})") from exc
     # Sequence and map values (lists, dicts) have no tensor shape: leave them out.
     return {n: tuple(v.shape) for n, v in zip(names, outs) if isinstance(v, np.ndarray)}

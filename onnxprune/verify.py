@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 
 from .control_flow import inline_choices, trace
+from .errors import first_line
 from .runtime import make_session, random_feeds
 
 
@@ -33,7 +34,7 @@ def full_check(model: onnx.ModelProto) -> str | None:
         onnx.checker.check_model(model, full_check=True)
         return None
     except Exception as exc:
-        return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        return first_line(exc, 300)
 
 
 def verify(pruned: onnx.ModelProto, reference: onnx.ModelProto, input_shapes: dict, *,
@@ -55,12 +56,12 @@ def verify(pruned: onnx.ModelProto, reference: onnx.ModelProto, input_shapes: di
         sess_r = make_session(reference)
     except Exception as exc:
         return VerifyResult(False, float("nan"), tol, checker,
-                            message=f"onnxruntime cannot load the reference (original) model: {_line(exc)}")
+                            message=f"onnxruntime cannot load the reference (original) model: {first_line(exc)}")
     try:
         sess_p = make_session(pruned)
     except Exception as exc:
         return VerifyResult(False, float("nan"), tol, checker,
-                            message=f"onnxruntime cannot load the pruned model: {_line(exc)}")
+                            message=f"onnxruntime cannot load the pruned model: {first_line(exc)}")
     result = _compare(sess_p, sess_r, input_shapes, seeds, io, tol, checker, "", values)
     if not result.passed or paths is None:
         return result
@@ -76,7 +77,7 @@ def verify(pruned: onnx.ModelProto, reference: onnx.ModelProto, input_shapes: di
                 sess_rb, sess_pb = make_session(ref_path, quiet=True), make_session(inline_choices(pruned, taken), quiet=True)
             except Exception as exc:
                 return VerifyResult(False, result.max_abs_diff, tol, checker,
-                                    message=f"cannot verify{where}: {_line(exc)}")
+                                    message=f"cannot verify{where}: {first_line(exc)}")
             path_result = _compare(sess_pb, sess_rb, input_shapes, (seed,), io, tol, checker, where, values)
             if not path_result.passed:
                 return path_result
@@ -97,13 +98,13 @@ def _compare(sess_p, sess_r, input_shapes, seeds, io, tol, checker, where, value
             ref = sess_r.run(names, feeds)
         except Exception as exc:
             return VerifyResult(False, float("nan"), tol, checker,
-                                message=f"onnxruntime cannot run the reference (original) model{where} on seeded inputs: {_line(exc)}")
+                                message=f"onnxruntime cannot run the reference (original) model{where} on seeded inputs: {first_line(exc)}")
         feeds_p = {k: np.compress(io[k][1], v, axis=io[k][0]) if k in io else v for k, v in feeds.items()}
         try:
             got = sess_p.run(names, feeds_p)
         except Exception as exc:  # loads but fails at run time (e.g. a weight that no longer fits its input)
             return VerifyResult(False, float("nan"), tol, checker,
-                                message=f"onnxruntime cannot run the pruned model{where}: {_line(exc)}")
+                                message=f"onnxruntime cannot run the pruned model{where}: {first_line(exc)}")
         for name, r, g in zip(names, ref, got):
             if not isinstance(r, np.ndarray) or not isinstance(g, np.ndarray):  # sequence/map outputs
                 if not _same_value(r, g):
@@ -134,11 +135,6 @@ def _compare(sess_p, sess_r, input_shapes, seeds, io, tol, checker, where, value
                     message=f"output '{name}'{where} differs from the reference by {diff:.3g} (allowed {bound:.3g}, seed {seed})",
                     outputs=per_output)
     return VerifyResult(True, worst, tol, checker, outputs=per_output)
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 def _same_value(a, b) -> bool:

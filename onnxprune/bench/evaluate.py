@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import DataConfig, DataError, load_examples
-from ..errors import ModelError, UsageError
+from ..errors import ModelError, UsageError, first_line
 from ..graph import GraphIndex
 from ..io import load_model
 from ..runtime import random_feeds
@@ -90,7 +90,7 @@ class _Model:
         except UsageError:
             raise
         except Exception as exc:
-            raise ModelError(f"{path}: onnxruntime cannot create a session ({str(exc).splitlines()[0][:200]})") from None
+            raise ModelError(f"{path}: onnxruntime cannot create a session ({first_line(exc)})") from None
         self.session_ms = (time.perf_counter() - t0) * 1e3
         outputs = [o.name for o in self.session.get_outputs()]
         if cfg.output is not None and cfg.output not in outputs:

@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..errors import ModelError
+from ..errors import ModelError, first_line
 from ..io import clamp_ir_version, load_model
 from ..runtime import make_session
 from . import DataError
@@ -36,7 +36,7 @@ class Frontend:
         try:
             self.session = make_session(model)
         except Exception as exc:
-            raise DataError(f"--frontend {path}: onnxruntime cannot load it ({str(exc).splitlines()[0][:200]})") from None
+            raise DataError(f"--frontend {path}: onnxruntime cannot load it ({first_line(exc)})") from None
 
     def __call__(self, samples: np.ndarray, source: str) -> np.ndarray:
         from .audio import to_dtype
@@ -50,7 +50,7 @@ class Frontend:
             return self.session.run(None, {self.spec.name: x})[0]
         except Exception as exc:
             raise DataError(f"{source}: front-end {self.path} failed on {len(samples)} samples "
-                            f"({str(exc).splitlines()[0][:200]})") from None
+                            f"({first_line(exc)})") from None
 
 
 def with_affine(model: onnx.ModelProto, in_scale: float = 1.0, out_scale: float = 1.0,

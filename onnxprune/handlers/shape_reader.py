@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import attr, node_label
-from .base import Handler, int_list, norm_axis
+from .base import Handler, norm_axis
 from .registry import register
 
 
