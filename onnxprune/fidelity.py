@@ -62,10 +62,17 @@ class Fidelity:
         self.signal = sum(_energy(i, self.reference) for i in self.compared)
 
     def __call__(self, model: onnx.ModelProto) -> dict:
+        return self.measure(model)[0]
+
+    def measure(self, model: onnx.ModelProto) -> tuple[dict, list]:
+        """(metrics, the model's first output on each feed): one run serves the fidelity figures
+        and a caller's own metric (task_eval)."""
         session = make_session(with_outputs(model, self.taps), threads=self.threads)
         signal, noise, agree = self.signal, 0.0, 0
+        firsts = []
         for feed, ref in zip(self.feeds, self.reference):
             got = session.run(self.names, feed)
+            firsts.append(got[0])
             agree += _decision(got[0], ref[0]) == _decision(ref[0], ref[0])
             for i in self.compared:
                 r, g = np.asarray(ref[i]), got[i]
@@ -74,7 +81,7 @@ class Fidelity:
         self.passes += len(self.feeds)
         nmse = noise / signal if signal > 0 else float(noise > 0)
         snr = math.inf if noise == 0 else 10 * math.log10(signal / noise) if signal > 0 else -math.inf
-        return {"top1_agreement": 100.0 * agree / max(1, len(self.feeds)), "snr_db": snr, "nmse": nmse}
+        return {"top1_agreement": 100.0 * agree / max(1, len(self.feeds)), "snr_db": snr, "nmse": nmse}, firsts
 
 
 def _energy(i: int, reference: list) -> float:

@@ -7,11 +7,8 @@ from __future__ import annotations
 import onnx
 
 from .bench import tasks
+from .bench.tasks import TASK_QUALITY
 from .fidelity import Fidelity
-from .runtime import make_session
-
-# task -> (metric key in bench.tasks' result, sign: +1 higher is better, -1 lower is better)
-TASK_POINTS = {"classify": ("accuracy", 1), "wakeword": ("detection_rate", 1), "vad": ("f1", 1), "ctc": ("wer", -1)}
 
 
 class TaskEvaluator:
@@ -27,15 +24,13 @@ class TaskEvaluator:
         self.passes = self.fidelity.passes
 
     def __call__(self, model: onnx.ModelProto) -> dict:
-        metrics = self.fidelity(model)
-        session = make_session(model, threads=self.threads)
-        first = session.get_outputs()[0].name
-        outputs = [session.run([first], ex.feeds)[0] for ex in self.examples]
-        key, sign = TASK_POINTS[self.cfg.task]
+        metrics, outputs = self.fidelity.measure(model)  # one run: fidelity and the task's first output
+        key, higher = TASK_QUALITY[self.cfg.task]
+        sign = 1 if higher else -1
         value = tasks.evaluate(self.cfg, self.examples, outputs)[key]
         if value is None:  # e.g. no positive clip on the held-out side for a detection rate
             from .data import DataError
 
             raise DataError(f"--task {self.cfg.task}: the held-out examples give no {key} (check their labels)")
-        self.passes = self.fidelity.passes + len(self.examples)
+        self.passes = self.fidelity.passes
         return metrics | {"task": sign * 100.0 * float(value), f"task_{key}": float(value)}

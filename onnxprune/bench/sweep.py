@@ -14,10 +14,8 @@ from ..api import PruneConfig, prune
 from ..errors import UsageError
 from ..io import load_model, save_model
 from .evaluate import BenchConfig, run_bench
+from .tasks import TASK_QUALITY
 
-# task -> (metric key, higher is better)
-TASK_QUALITY = {"classify": ("accuracy", True), "wakeword": ("detection_rate", True), "vad": ("f1", True),
-                "ctc": ("wer", False)}
 FIDELITY_QUALITY = {"top1": ("top1_agreement", True), "cosine": ("cosine", True), "snr": ("snr_db", True),
                     "kl": ("kl", False)}
 

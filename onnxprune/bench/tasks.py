@@ -29,6 +29,11 @@ from . import metrics
 TASKS = ("classify", "wakeword", "vad", "ctc")
 
 
+# task -> (its headline metric in evaluate()'s result, higher is better)
+TASK_QUALITY = {"classify": ("accuracy", True), "wakeword": ("detection_rate", True), "vad": ("f1", True),
+                "ctc": ("wer", False)}
+
+
 @dataclass(frozen=True)
 class TaskConfig:
     task: str

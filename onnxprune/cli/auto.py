@@ -36,14 +36,15 @@ def _task_evaluator(model, data, kw: dict, n_eval: int, shapes):
     from ..bench.tasks import TaskConfig
     from ..fidelity import held_out_examples
     from ..io import load_model
-    from ..task_eval import TASK_POINTS, TaskEvaluator
+    from ..bench.tasks import TASK_QUALITY
+    from ..task_eval import TaskEvaluator
 
     cfg = TaskConfig(task=kw["task"], labels_file=kw["labels_file"], positive=kw["positive"], threshold=kw["threshold"],
                      segments=kw["segments"], frame_hop=kw["frame_hop"], vocab=kw["vocab"], blank=kw["blank"],
                      clip_seconds=kw["clip_seconds"])
     original = load_model(model)  # clips keep their own length where the model's dims are symbolic
     evaluator = TaskEvaluator(original, held_out_examples(original, data, count=n_eval, part=1), cfg)
-    return evaluator, "task", f"{kw['task']} {TASK_POINTS[kw['task']][0]}"
+    return evaluator, "task", f"{kw['task']} {TASK_QUALITY[kw['task']][0]}"
 
 
 def _shown(metrics: dict, key: str) -> float:
