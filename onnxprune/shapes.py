@@ -139,13 +139,14 @@ def probe(model: onnx.ModelProto, shapes: dict[str, list[int]], values: dict | N
         return _infer(model, shapes, values), None
     from .runtime import make_session, random_feeds
 
+    declared = _declared(model)
     try:
-        feeds = random_feeds(make_session(_declared(model)), shapes, 0, values)
+        feeds = random_feeds(make_session(declared), shapes, 0, values)
     except ModelError:
         raise
     except Exception as exc:
         raise ModelError(f"onnxruntime cannot load the model: {first_line(exc)}") from None
-    paths = explore(_declared(model), feeds)
+    paths = explore(declared, feeds)  # explore and trace copy before they inline
     if not paths.models:  # no path inlines and runs (e.g. sequence-typed branch outputs): no descent
         try:
             result = _infer(model, shapes, values)
