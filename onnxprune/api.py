@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 import onnx
 
+from . import weights
 from .analysis import Analysis, analyze_model
 from .errors import UsageError, VerificationError
 from .io import fingerprint, load_model, save_model
@@ -115,10 +116,12 @@ def model_stats(model: onnx.ModelProto, value_shapes: dict) -> dict:
 
 
 def _byte_size(model: onnx.ModelProto) -> int:
+    """Serialised size, with the weights left on disk (weights.py) counted."""
     try:
-        return model.ByteSize()
+        size = model.ByteSize()
     except Exception:  # over 2 GiB protobuf refuses to measure it: count the tensors
-        return sum(t.ByteSize() for t in model.graph.initializer)
+        size = sum(t.ByteSize() for t in model.graph.initializer)
+    return size + weights.external_bytes(model)
 
 
 def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> PruneResult:

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
-
+from . import weights
 from .errors import first_line
 
 BRANCHES = ("then_branch", "else_branch")
@@ -117,7 +116,7 @@ def _evaluate(model: onnx.ModelProto, feeds: dict, names: list[str]) -> dict:
 
     inits = {t.name: t for t in model.graph.initializer}
     values = {n: feeds[n] for n in names if n in feeds}
-    values.update({n: numpy_helper.to_array(inits[n]) for n in names if n in inits and n not in values})
+    values.update({n: weights.read(inits[n]) for n in names if n in inits and n not in values})
     wanted = [n for n in dict.fromkeys(names) if n not in values]
     if wanted:
         probe = copy.deepcopy(model)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 
 import onnx
-from onnx import numpy_helper
 
+from . import weights
 from .graph import GraphIndex
 
 FOLDABLE = {"Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Transpose", "Gather", "Split", "Identity",
@@ -61,8 +61,9 @@ def fold_constants(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
         return model, 0
     for node in folded:
         model.graph.node.remove(node)
+    on_disk = weights.has_external(model)
     for name, value in values.items():
-        model.graph.initializer.append(numpy_helper.from_array(value, name))
+        model.graph.initializer.append(weights.make_tensor(value, name, on_disk=on_disk))
     remove_dead(model)
     return model, len(folded)
 

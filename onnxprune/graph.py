@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from . import weights
+
 
 @dataclass
 class Use:
@@ -69,9 +71,10 @@ class GraphIndex:
         return name in self.initializers or name in self.const_nodes
 
     def const(self, name: str) -> np.ndarray | None:
-        """The constant value of `name`, or None if it is computed at run time."""
+        """The constant value of `name`, or None if it is computed at run time (a weight left on
+        disk is a read-only map: copy before writing)."""
         if name in self.initializers:
-            return numpy_helper.to_array(self.initializers[name])
+            return weights.read(self.initializers[name])
         node = self.const_nodes.get(name)
         if node is None:
             return None

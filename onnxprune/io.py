@@ -12,6 +12,7 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
+from . import weights
 from .errors import ModelError, UsageError
 
 # Protobuf cannot serialise a message over 2 GiB; above this we switch to external data.
@@ -97,17 +98,13 @@ def _non_utf8_name(graph: onnx.GraphProto):
 
 
 def _load_external(model: onnx.ModelProto, path: Path) -> None:
-    base = path.parent
-    for tensor in onnx.external_data_helper._get_all_tensors(model):
-        if not onnx.external_data_helper.uses_external_data(tensor):
-            continue
-        info = onnx.external_data_helper.ExternalDataInfo(tensor)
-        location = base / info.location
-        if not location.exists():
-            raise ModelError(f"{path}: external data file '{info.location}' for tensor '{tensor.name}' is missing")
+    """Small external tensors are read in; big ones stay on disk (see weights.py)."""
+    def problem(tensor, message):
+        raise ModelError(f"{path}: {message}")
+
     try:
-        onnx.external_data_helper.load_external_data_for_model(model, str(base))
-    except Exception as exc:
+        weights.localize(model, path.parent, problem)
+    except (OSError, ValueError, KeyError) as exc:  # unreadable file, garbage offset or length
         raise ModelError(f"{path}: cannot read external data ({_first_line(exc)})") from exc
 
 
@@ -173,8 +170,9 @@ def check_output_path(input_path: str | os.PathLike | None, output_path: str | o
 def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
     """Write atomically: into a temporary folder beside the target, then rename into place.
 
-    On any failure nothing is left at `path`. Models near the protobuf 2 GiB limit are written
-    with their tensors in `<name>.data` beside the file.
+    On any failure nothing is left at `path`. Models near the protobuf 2 GiB limit, and models
+    whose big weights were left on disk when read, are written with their tensors in
+    `<name>.data` beside the file.
     """
     path = Path(path)
     clamp_ir_version(model)
@@ -185,7 +183,15 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
     try:
         tmp_model = tmpdir / path.name
         data_name = path.name + ".data"
-        if model.ByteSize() > EXTERNAL_DATA_THRESHOLD if _fits_bytesize(model) else True:
+        if weights.has_external(model):  # read with its weights left on disk: written the same way
+            target = (path.parent / data_name).resolve()
+            if any(Path(weights.source(t)[0]) == target for t in weights.all_tensors(model)
+                   if weights.is_external(t)):
+                raise UsageError(f"output {path} would overwrite {target.name}, which holds the input's weights; "
+                                 f"choose another name")
+            weights.write_external(model, tmp_model, data_name)
+            os.replace(tmpdir / data_name, path.parent / data_name)
+        elif model.ByteSize() > EXTERNAL_DATA_THRESHOLD if _fits_bytesize(model) else True:
             onnx.save_model(model, str(tmp_model), save_as_external_data=True,
                             all_tensors_to_one_file=True, location=data_name, size_threshold=1024)
             os.replace(tmpdir / data_name, path.parent / data_name)

@@ -20,7 +20,7 @@ import onnx
 
 from .data import DataConfig, DataError, load_examples
 from .errors import ModelError, UsageError, first_line
-from .io import check_output_path, clamp_ir_version, load_model
+from .io import check_output_path, clamp_ir_version, load_model, save_model
 from .runtime import make_session, random_feeds
 
 MODES = ("dynamic", "static")
@@ -94,7 +94,7 @@ def quantize(model_path, output_path, config: QuantizeConfig | None = None) -> Q
     tmpdir = Path(tempfile.mkdtemp(prefix=".onnxprune-q-", dir=out.parent if str(out.parent) else "."))
     try:
         src = tmpdir / "input.onnx"
-        onnx.save(original, str(src))
+        save_model(original, src)  # its weights may have been left on disk (weights.py)
         if config.preprocess:
             src = _preprocess(src, tmpdir)
         target = tmpdir / out.name

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from . import weights
 from .analysis import Analysis
 from .analysis.context import RewriteContext
 from .control_flow import clear_branch_value_info
@@ -36,6 +37,7 @@ class ConstantWriter:
         self.model = model
         self.index = GraphIndex.build(model, recursive=True)
         self.values: dict[tuple[int, int], tuple[onnx.NodeProto, np.ndarray]] = {}
+        self.on_disk = weights.has_external(model)  # its big weights stay on disk: so do new ones
         self.added: list[tuple[onnx.NodeProto, int, np.ndarray, str]] = []
 
     def current(self, node, i: int) -> np.ndarray:
@@ -43,6 +45,8 @@ class ConstantWriter:
         return self.values[key][1] if key in self.values else self.index.const(node.input[i])
 
     def set(self, node, i: int, array: np.ndarray) -> None:
+        if self.on_disk and array.nbytes >= weights.LAZY_BYTES:
+            array = weights.spill(array)  # held until commit: in memory, a model's worth of new weights
         self.values[(id(node), i)] = (node, array)
 
     def add_input(self, node, i: int, array: np.ndarray, name: str) -> None:
@@ -71,15 +75,18 @@ class ConstantWriter:
                 match = next((nm for arr, nm in copies if _same(arr, array)), None)
                 if match is None:
                     match = _unique(f"{name}_pruned", taken)
-                    self._add_initializer(numpy_helper.from_array(array.astype(original.dtype), match))
+                    self._add_initializer(self._tensor(array.astype(original.dtype, copy=False), match))
                     copies.append((array, match))
                 node.input[i] = match
         for node, i, array, name in self.added:
             name = _unique(name, taken)
-            self._add_initializer(numpy_helper.from_array(array, name))
+            self._add_initializer(self._tensor(array, name))
             while len(node.input) <= i:
                 node.input.append("")
             node.input[i] = name
+
+    def _tensor(self, array: np.ndarray, name: str) -> onnx.TensorProto:
+        return weights.make_tensor(array, name, on_disk=self.on_disk)
 
     def _add_initializer(self, tensor: onnx.TensorProto) -> None:
         self.model.graph.initializer.append(tensor)
@@ -90,7 +97,8 @@ class ConstantWriter:
     def _write_in_place(self, name: str, array: np.ndarray) -> None:
         if name in self.index.initializers:
             tensor = self.index.initializers[name]
-            tensor.CopyFrom(numpy_helper.from_array(array.astype(numpy_helper.to_array(tensor).dtype), name))
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+            tensor.CopyFrom(self._tensor(array.astype(dtype, copy=False), name))
             if name in self.index.graph_inputs:  # IR<4: the weight is also declared as an input
                 shape = self.index.graph_inputs[name].type.tensor_type.shape
                 del shape.dim[:]
@@ -100,7 +108,7 @@ class ConstantWriter:
         node = self.index.const_nodes[name]
         dtype = self.index.const(name).dtype
         del node.attribute[:]
-        node.attribute.append(onnx.helper.make_attribute("value", numpy_helper.from_array(array.astype(dtype))))
+        node.attribute.append(onnx.helper.make_attribute("value", numpy_helper.from_array(array.astype(dtype, copy=False))))
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

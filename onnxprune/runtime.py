@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from . import weights
 from .errors import ModelError
 
 _NP_TYPES = {
@@ -35,6 +36,7 @@ def make_session(model: onnx.ModelProto | bytes | str, *, providers=("CPUExecuti
     if isinstance(model, onnx.ModelProto):
         from .io import max_ir_version
 
+        model = weights.prepare_session(model, opts)
         if model.ir_version > max_ir_version():  # onnx writes IR 14, ORT 1.31 reads <= 13: as save does
             model = onnx.ModelProto.FromString(model.SerializeToString())
             model.ir_version = max_ir_version()

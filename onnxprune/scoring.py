@@ -39,9 +39,7 @@ def criterion_used(analysis: Analysis, group: Group, criterion: str) -> str:
 def _accumulate(analysis, members, local, size, *, power: int, reduce: str = "sum") -> np.ndarray:
     total = np.zeros(size)
     for p, roots in members:
-        value = analysis.index.const(p.tensor)
-        flat = np.abs(np.moveaxis(value.astype(np.float64), p.axis, 0).reshape(value.shape[p.axis], -1))
-        per_position = (flat ** power).sum(axis=1) if reduce == "sum" else flat.mean(axis=1)
+        per_position = slice_norms(analysis.index.const(p.tensor), p.axis, power, reduce)
         vec = np.zeros(size)
         count = np.zeros(size)
         for pos, root in enumerate(roots.tolist()):
@@ -55,4 +53,26 @@ def _accumulate(analysis, members, local, size, *, power: int, reduce: str = "su
         positive = vec[vec > 0]
         if positive.size:
             total += vec / positive.mean()
+    return total
+
+
+BLOCK_ELEMENTS = 1 << 22
+
+
+def slice_norms(value: np.ndarray, axis: int, power: int, reduce: str = "sum") -> np.ndarray:
+    """Per position along `axis`: the sum of |w|^power over the slice (or the mean of |w|), in
+    float64. Computed over blocks of the first axis, so a weight left on disk is never copied
+    whole (a 1 GiB float32 weight would otherwise need 2 GiB as float64, and more for |w|)."""
+    rows = max(1, BLOCK_ELEMENTS // max(1, value.size // max(1, value.shape[0])))
+    total = np.zeros(value.shape[axis])
+    for start in range(0, max(1, value.shape[0]), rows):
+        block = value[start:start + rows]
+        flat = np.abs(np.moveaxis(block.astype(np.float64), axis, 0).reshape(block.shape[axis], -1))
+        sums = (flat ** power).sum(axis=1)
+        if axis == 0:
+            total[start:start + block.shape[0]] = sums
+        else:
+            total += sums
+    if reduce == "mean":
+        total /= max(1, value.size // max(1, value.shape[axis]))
     return total

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 
 from .control_flow import inline_choices, trace
+from . import weights
 from .errors import first_line
 from .runtime import make_session, random_feeds
 
@@ -31,7 +32,11 @@ class VerifyResult:
 def full_check(model: onnx.ModelProto) -> str | None:
     """None if the full checker (with strict shape inference) passes, else its first line."""
     try:
-        onnx.checker.check_model(model, full_check=True)
+        if weights.has_external(model):  # weights on disk: check a copy whose data files are placeholders
+            with weights.placeholder_copy(model) as path:
+                onnx.checker.check_model(path, full_check=True)
+        else:
+            onnx.checker.check_model(model, full_check=True)
         return None
     except Exception as exc:
         return first_line(exc, 300)
@@ -57,12 +62,17 @@ def verify(pruned: onnx.ModelProto, reference: onnx.ModelProto, input_shapes: di
     except Exception as exc:
         return VerifyResult(False, float("nan"), tol, checker,
                             message=f"onnxruntime cannot load the reference (original) model: {first_line(exc)}")
+    runs = _run_reference(sess_r, input_shapes, seeds, values)
+    del sess_r  # one session at a time: with big weights, two would hold both models
+    if isinstance(runs, str):
+        return VerifyResult(False, float("nan"), tol, checker, message=runs)
     try:
         sess_p = make_session(pruned)
     except Exception as exc:
         return VerifyResult(False, float("nan"), tol, checker,
                             message=f"onnxruntime cannot load the pruned model: {first_line(exc)}")
-    result = _compare(sess_p, sess_r, input_shapes, seeds, io, tol, checker, "", values)
+    result = _compare(sess_p, runs, io, tol, checker)
+    del sess_p
     if not result.passed or paths is None:
         return result
     # seeded inputs take one path through the Ifs: check every path that reaches another branch
@@ -70,15 +80,17 @@ def verify(pruned: onnx.ModelProto, reference: onnx.ModelProto, input_shapes: di
         if not force:
             continue
         where = " (If path " + ", ".join(f"{k}: {b.split('_')[0]}" for k, b in force.items()) + ")"
-        for seed in seeds:
-            feeds = random_feeds(sess_r, input_shapes, seed, values)
+        for seed, feeds, _ in runs:
             try:
                 ref_path, taken = trace(reference, feeds, force)
-                sess_rb, sess_pb = make_session(ref_path, quiet=True), make_session(inline_choices(pruned, taken), quiet=True)
+                path_runs = _run_reference(make_session(ref_path, quiet=True), input_shapes, (seed,), values, where)
+                if isinstance(path_runs, str):
+                    return VerifyResult(False, float("nan"), tol, checker, message=path_runs)
+                sess_pb = make_session(inline_choices(pruned, taken), quiet=True)
             except Exception as exc:
                 return VerifyResult(False, result.max_abs_diff, tol, checker,
                                     message=f"cannot verify{where}: {first_line(exc)}")
-            path_result = _compare(sess_pb, sess_rb, input_shapes, (seed,), io, tol, checker, where, values)
+            path_result = _compare(sess_pb, path_runs, io, tol, checker, where)
             if not path_result.passed:
                 return path_result
             result.max_abs_diff = max(result.max_abs_diff, path_result.max_abs_diff)
@@ -88,17 +100,25 @@ def verify(pruned: onnx.ModelProto, reference: onnx.ModelProto, input_shapes: di
     return result
 
 
-def _compare(sess_p, sess_r, input_shapes, seeds, io, tol, checker, where, values=None) -> VerifyResult:
+def _run_reference(sess_r, input_shapes, seeds, values, where: str = ""):
+    """[(seed, feeds, {output: value})], or the message saying why the reference cannot run."""
     names = [o.name for o in sess_r.get_outputs()]
-    worst = 0.0
-    per_output: dict[str, float] = {}
+    runs = []
     for seed in seeds:
         feeds = random_feeds(sess_r, input_shapes, seed, values)
         try:
-            ref = sess_r.run(names, feeds)
+            runs.append((seed, feeds, dict(zip(names, sess_r.run(names, feeds)))))
         except Exception as exc:
-            return VerifyResult(False, float("nan"), tol, checker,
-                                message=f"onnxruntime cannot run the reference (original) model{where} on seeded inputs: {first_line(exc)}")
+            return (f"onnxruntime cannot run the reference (original) model{where} on seeded inputs: "
+                    f"{first_line(exc)}")
+    return runs
+
+
+def _compare(sess_p, runs, io, tol, checker, where: str = "") -> VerifyResult:
+    worst = 0.0
+    per_output: dict[str, float] = {}
+    for seed, feeds, outputs in runs:
+        names, ref = list(outputs), list(outputs.values())
         feeds_p = {k: np.compress(io[k][1], v, axis=io[k][0]) if k in io else v for k, v in feeds.items()}
         try:
             got = sess_p.run(names, feeds_p)

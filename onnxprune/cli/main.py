@@ -137,7 +137,9 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     if not force:
         check_verified(result)
     result.save(output)
-    click.echo(f"wrote {output} ({human(Path(output).stat().st_size)}B)")
+    data = Path(f"{output}.data")
+    size = Path(output).stat().st_size + (data.stat().st_size if data.exists() else 0)
+    click.echo(f"wrote {output} ({human(size)}B" + (f", weights in {data.name})" if data.exists() else ")"))
     if result.verify is not None and not result.verify.passed:
         return "FAILED"
     return "PASSED"
