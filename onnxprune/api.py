@@ -62,8 +62,9 @@ class PruneResult:
     compensation: list[dict] = field(default_factory=list)  # one row per consumer that lost inputs
     calibration_examples: int = 0
 
-    def save(self, path: str | os.PathLike) -> None:
-        save_model(self.model, path)
+    def save(self, path: str | os.PathLike) -> list:
+        """Write the pruned model (weights read from disk go to `<name>.data`); returns the files."""
+        return save_model(self.model, path)
 
     def report(self) -> dict:
         return {

@@ -160,6 +160,10 @@ def check_output_path(input_path: str | os.PathLike | None, output_path: str | o
         raise UsageError(f"output directory {parent} is not writable")
     if out.is_dir():
         raise UsageError(f"output {out} is a directory")
+    data = parent / (out.name + ".data")
+    if input_path is not None and data.exists() and data.resolve() in _external_files(Path(input_path)):
+        raise UsageError(f"output {out} would overwrite {data.name}, which holds the input's weights; "
+                         f"choose another name")
     try:  # root passes os.access everywhere; a read-only filesystem only shows when we try
         tempfile.TemporaryFile(dir=parent, prefix=".onnxprune-probe-").close()
     except OSError as exc:
@@ -167,12 +171,22 @@ def check_output_path(input_path: str | os.PathLike | None, output_path: str | o
     return out
 
 
-def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
+def _external_files(path: Path) -> set[Path]:
+    """The data files an ONNX file's external tensors live in (none if it cannot be read)."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+        return {(path.parent / weights.source(t)[0]).resolve() for t in weights.all_tensors(model)
+                if weights.is_external(t)}
+    except Exception:
+        return set()
+
+
+def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> list[Path]:
     """Write atomically: into a temporary folder beside the target, then rename into place.
 
     On any failure nothing is left at `path`. Models near the protobuf 2 GiB limit, and models
     whose big weights were left on disk when read, are written with their tensors in
-    `<name>.data` beside the file.
+    `<name>.data` beside the file. Returns the files written (the model first).
     """
     path = Path(path)
     clamp_ir_version(model)
@@ -183,6 +197,7 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
     try:
         tmp_model = tmpdir / path.name
         data_name = path.name + ".data"
+        written = [path]
         if weights.has_external(model):  # read with its weights left on disk: written the same way
             target = (path.parent / data_name).resolve()
             if any(Path(weights.source(t)[0]) == target for t in weights.all_tensors(model)
@@ -191,10 +206,12 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
                                  f"choose another name")
             weights.write_external(model, tmp_model, data_name)
             os.replace(tmpdir / data_name, path.parent / data_name)
+            written.append(path.parent / data_name)
         elif model.ByteSize() > EXTERNAL_DATA_THRESHOLD if _fits_bytesize(model) else True:
             onnx.save_model(model, str(tmp_model), save_as_external_data=True,
                             all_tensors_to_one_file=True, location=data_name, size_threshold=1024)
             os.replace(tmpdir / data_name, path.parent / data_name)
+            written.append(path.parent / data_name)
         else:
             with open(tmp_model, "wb") as fh:
                 fh.write(model.SerializeToString())
@@ -205,7 +222,7 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
-    return path
+    return written
 
 
 def _fits_bytesize(model: onnx.ModelProto) -> bool:

@@ -96,15 +96,9 @@ def localize(model: onnx.ModelProto, base: Path, problem) -> None:
         if length != nbytes(tensor):
             problem(tensor, f"tensor '{tensor.name}' has {length} bytes of external data but dims "
                             f"{list(tensor.dims)} need {nbytes(tensor)}: the file is corrupt")
+        _set_source(tensor, str(path), offset, length)
         if length < LAZY_BYTES:
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read(length)
-            tensor.data_location = onnx.TensorProto.DEFAULT
-            del tensor.external_data[:]
-            tensor.raw_data = data
-        else:
-            _set_source(tensor, str(path), offset, length)
+            _read_in(tensor)
 
 
 def read(tensor: onnx.TensorProto) -> np.ndarray:
@@ -121,6 +115,24 @@ def read(tensor: onnx.TensorProto) -> np.ndarray:
         inline = onnx.TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims,
                                   raw_data=fh.read(length))
     return numpy_helper.to_array(inline)
+
+
+def read_in(model: onnx.ModelProto) -> None:
+    """Put every external tensor's bytes into the model (for tools that need one self-contained
+    file, such as onnxruntime's quantization pre-processing)."""
+    for tensor in all_tensors(model):
+        if is_external(tensor):
+            _read_in(tensor)
+
+
+def _read_in(tensor: onnx.TensorProto) -> None:
+    location, offset, length = source(tensor)
+    with open(location, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(length)
+    tensor.data_location = onnx.TensorProto.DEFAULT
+    del tensor.external_data[:]
+    tensor.raw_data = data
 
 
 # ---- spilling new big weights ------------------------------------------------------------------

@@ -13,7 +13,7 @@ from ..io import check_output_path
 from ..compensate import METHODS
 from ..criteria_data import DATA_CRITERIA
 from ..scoring import CRITERIA
-from .common import human, run_command, shape_option, verbose_option, write_json
+from .common import describe_written, run_command, shape_option, verbose_option, write_json
 from .bench import task_options
 from .data_options import data_options
 
@@ -158,6 +158,5 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
         write_json(report, data_out)
     if save_plan:
         Path(save_plan).write_text(done.plan.to_json())
-    done.result.save(output)
-    click.echo(f"wrote {output} ({human(Path(output).stat().st_size)}B)")
+    click.echo(f"wrote {describe_written(done.result.save(output))}")
     return "PASSED" if found.reached else "PARTIAL"

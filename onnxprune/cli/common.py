@@ -8,6 +8,7 @@ import json
 import sys
 import time
 import traceback
+from pathlib import Path
 
 import click
 
@@ -82,6 +83,13 @@ def write_json(path: str, data) -> None:
         json.dump(data, fh, indent=1, default=str)
         fh.write("\n")
     os.replace(tmp, target)
+
+
+def describe_written(files) -> str:
+    """'out.onnx (1.2MB)', or with its weights beside it 'out.onnx (1.2GB, weights in out.onnx.data)'."""
+    size = sum(Path(f).stat().st_size for f in files)
+    beside = f", weights in {Path(files[1]).name}" if len(files) > 1 else ""
+    return f"{files[0]} ({human(size)}B{beside})"
 
 
 def human(n: float) -> str:

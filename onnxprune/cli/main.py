@@ -16,7 +16,7 @@ from ..criteria_data import DATA_CRITERIA
 from ..scoring import CRITERIA
 from ..shapes import parse_input_values
 from .calibration import calibration_feeds
-from .common import human, input_option, run_command, shape_option, table, verbose_option, write_json
+from .common import describe_written, human, input_option, run_command, shape_option, table, verbose_option, write_json
 from .data_options import data_options
 
 
@@ -136,10 +136,7 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
         print_compensation(result)
     if not force:
         check_verified(result)
-    result.save(output)
-    data = Path(f"{output}.data")
-    size = Path(output).stat().st_size + (data.stat().st_size if data.exists() else 0)
-    click.echo(f"wrote {output} ({human(size)}B" + (f", weights in {data.name})" if data.exists() else ")"))
+    click.echo(f"wrote {describe_written(result.save(output))}")
     if result.verify is not None and not result.verify.passed:
         return "FAILED"
     return "PASSED"

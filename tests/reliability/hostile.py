@@ -100,6 +100,16 @@ def missing_external_data(folder):
     return str(folder / "m.onnx"), []
 
 
+def short_external_data(folder):
+    """The data file ends before the last tensor's bytes (a partial copy)."""
+    model = small_cnn()
+    onnx.save_model(model, str(folder / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="m.onnx.data", size_threshold=0)
+    data = folder / "m.onnx.data"
+    data.write_bytes(data.read_bytes()[:-8])
+    return str(folder / "m.onnx"), []
+
+
 def ir_too_new(folder):
     model = small_cnn()
     model.ir_version = 99

@@ -1,35 +1,52 @@
-"""A 2.15 GB model with external data: inspect and prune in a subprocess, peak RSS measured.
+"""A 2.15 GB model with external data: inspect and prune in a subprocess, peak RSS bounded.
 
-Not in CI (needs ~6 GB of disk and ~11 GB of memory; CI runners have 7 GB): run with
-`ONNXPRUNE_SLOW=1 ONNXPRUNE_LARGE=1 pytest tests/reliability/test_large.py -s`.
-Measured on the shared 2-core dev machine with /usr/bin/time -v (README "Reliability"):
-inspect peak RSS 4.26 GB (2.0x the 2.15 GB of weights; before: crash, "Failed to serialize proto",
-at 8.5 GB); prune --ratio 0.3 peak RSS 17.0 GB (7.9x), verified (max diff 1.07e-06), 18 min wall at
-30 % CPU (82 s user, 243 s system); before: crash. Memory is not yet bounded: the model is copied by
-constant folding, by each of the pruned/reference rewrites and into each ORT session.
+Runs in the default suite when the machine has room (8 GB free in the temporary folder, 5 GB of
+memory available; ~40 s on the 2-core dev machine); ONNXPRUNE_LARGE=0 skips it.
+Measured on the shared 2-core dev machine (weights stay on disk, see onnxprune/weights.py):
+inspect peak RSS 0.38 GB, prune --ratio 0.3 peak RSS 2.46 GB (1.14x the weights; most of it is the
+weight files mapped by onnxruntime during verification, one session at a time), verified, 40 s
+with the build. Before the weights stayed on disk: inspect 4.26 GB, prune 17.0 GB and 18 min.
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import onnx
 import pytest
 
 import large
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not os.environ.get("ONNXPRUNE_LARGE"), reason="set ONNXPRUNE_LARGE=1 (2 GB model)")]
+
+def _room() -> str | None:
+    if os.environ.get("ONNXPRUNE_LARGE") == "0":
+        return "ONNXPRUNE_LARGE=0"
+    free = shutil.disk_usage(tempfile.gettempdir()).free
+    if free < 8e9:
+        return f"needs 8 GB free in {tempfile.gettempdir()} (has {free / 1e9:.1f} GB)"
+    try:
+        available = next(int(line.split()[1]) * 1024 for line in open("/proc/meminfo")
+                         if line.startswith("MemAvailable"))
+    except (OSError, StopIteration):
+        return "cannot read available memory"
+    if available < 5e9:
+        return f"needs 5 GB of available memory (has {available / 1e9:.1f} GB)"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_room() is not None, reason=f"2 GB model: {_room()}")
 
 
 def run_measured(*args):
     """Run the CLI in a child and return (result, peak RSS of the child in GB)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     res = subprocess.run([sys.executable, "-m", "onnxprune", *map(str, args)], capture_output=True, text=True,
-                         timeout=3600)
+                         timeout=1800)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return res, max(peak, before) / 1e6  # ru_maxrss is in KB on Linux
 
@@ -42,15 +59,17 @@ def test_large_model_inspect_and_prune(tmp_path):
     print(f"inspect: peak RSS {peak:.2f} GB for {weights / 1e9:.2f} GB of weights")
     assert res.returncode == 0, res.stderr
     assert "2 of 3 groups prunable" in res.stdout
+    assert peak < 0.5 * weights / 1e9  # no weight is read whole
     out = tmp_path / "out" / "pruned.onnx"
     out.parent.mkdir()
     res, peak = run_measured("prune", model, out, "--ratio", "0.3")
     print(f"prune: peak RSS {peak:.2f} GB")
     assert res.returncode == 0, res.stderr
     assert "verify: passed" in res.stdout
-    # 1.28 GB after pruning: below the 1.8 GB threshold it is written as one self-contained file
-    size = out.stat().st_size + sum(p.stat().st_size for p in out.parent.glob("pruned.onnx.data"))
-    assert size < weights
+    assert peak < 1.5 * weights / 1e9  # was 7.9x: every copy of the model held the weights
+    data = out.parent / "pruned.onnx.data"  # read with external data: written with external data
+    assert data.exists() and out.stat().st_size < 1 << 20
+    assert out.stat().st_size + data.stat().st_size < weights
     pruned = onnx.load(str(out), load_external_data=False)
     dims = {t.name: list(t.dims) for t in pruned.graph.initializer}
     assert dims["W0"][0] < 16384 and dims["W1"][1] == dims["W0"][0]
