@@ -8,14 +8,34 @@ weights are 1 GiB each, 2.15 GB in all, in OUT_DIR/large.onnx.data.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper
 
 CHUNK_ROWS = 1024
+
+# a CLI child that reports its own peak RSS on exit: VmHWM after exec, unlike the parent's
+# RUSAGE_CHILDREN, which also counts the pages a fork shares with a big parent
+_CHILD = """import atexit, sys
+def report():
+    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]
+    sys.stderr.write(f'\\nHWM {hwm}\\n')
+atexit.register(report)
+from onnxprune.cli.main import main
+sys.argv = ['onnxprune'] + sys.argv[1:]
+main()
+"""
+
+
+def run_measured(*args, timeout=1800) -> tuple[subprocess.CompletedProcess, float]:
+    """Run `onnxprune ARGS` in a child; (result, its peak RSS in MB, mapped weight pages included)."""
+    res = subprocess.run([sys.executable, "-c", _CHILD, *map(str, args)], capture_output=True, text=True,
+                         timeout=timeout)
+    hwm = [line for line in res.stderr.splitlines() if line.startswith("HWM ")]
+    return res, int(hwm[-1].split()[1]) / 1024 if hwm else float("nan")
 
 
 def _external(name: str, dims, offset: int, length: int, location: str) -> TensorProto:

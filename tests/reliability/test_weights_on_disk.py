@@ -7,7 +7,6 @@ mapped, never copied into the model; the output is bit-identical to pruning the 
 from __future__ import annotations
 
 import hashlib
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -175,21 +174,6 @@ def test_save_refuses_to_overwrite_a_data_file_in_use(tmp_path):
         save_model(model, tmp_path / "m.onnx")
 
 
-def peak_rss_mb(*args) -> tuple[subprocess.CompletedProcess, float]:
-    """Run the CLI in a child that reports its own peak RSS (VmHWM) on exit."""
-    code = ("import atexit, sys\n"
-            "def report():\n"
-            "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-            "    sys.stderr.write(f'\\nHWM {hwm}\\n')\n"
-            "atexit.register(report)\n"
-            "from onnxprune.cli.main import main\n"
-            f"sys.argv = ['onnxprune'] + {[str(a) for a in args]!r}\n"
-            "main()\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    hwm = [line for line in res.stderr.splitlines() if line.startswith("HWM ")]
-    return res, int(hwm[-1].split()[1]) / 1024 if hwm else float("nan")
-
-
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
 def test_prune_memory_is_bounded_by_weights_not_copies(tmp_path):
     """134 MB of weights: before weights stayed on disk, prune peaked at ~8x the weights (every copy
@@ -197,10 +181,10 @@ def test_prune_memory_is_bounded_by_weights_not_copies(tmp_path):
     at a time, and one onnxruntime session maps the weights at a time."""
     path = large.build(tmp_path / "in", hidden=4096)
     size_mb = (tmp_path / "in" / "large.onnx.data").stat().st_size / 2**20
-    res, baseline = peak_rss_mb("inspect", path)
+    res, baseline = large.run_measured("inspect", path)
     assert res.returncode == 0, res.stderr
     out = tmp_path / "p.onnx"
-    res, peak = peak_rss_mb("prune", path, out, "--ratio", "0.3")
+    res, peak = large.run_measured("prune", path, out, "--ratio", "0.3")
     assert res.returncode == 0, res.stderr
     assert "verify: passed" in res.stdout
     print(f"weights {size_mb:.0f} MB: inspect peak {baseline:.0f} MB, prune peak {peak:.0f} MB")
