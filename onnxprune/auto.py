@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import onnx
 
+from . import weights
 from .api import PruneConfig, PruneResult, prune
 from .errors import UsageError
 from .plan import Plan
@@ -101,10 +102,11 @@ def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitiv
         if latency is not None:
             entry["predicted_speedup"] = latency.base_ms / latency.predict(trial)
         if budget:
-            model = space.build(trial)
-            if compensate is not None:
-                model = compensate(model, space.plan(trial))
-            metrics = evaluate(model)
+            with weights.scratch():
+                model = space.build(trial)
+                if compensate is not None:
+                    model = compensate(model, space.plan(trial))
+                metrics = evaluate(model)
             res.evals += 1
             entry.update(metrics={k: round(v, 4) for k, v in metrics.items()}, drop=round(base - metrics[metric], 4))
             entry["accepted"] = (max_drop is None or entry["drop"] <= max_drop + 1e-9) and \
@@ -139,12 +141,13 @@ def _goal_met(st: _State, keep, entry, res) -> tuple[bool, float | None]:
     predicted = entry["predicted_speedup"] * st.correction
     if predicted < st.target and st.since_measured < MEASURE_EVERY:
         return False, None
-    model = st.space.build(keep)
-    measured = st.latency.measure_speedup(model)
-    res.measurements += 1
-    if measured >= st.target:
-        measured = (measured + st.latency.measure_speedup(model)) / 2
+    with weights.scratch():
+        model = st.space.build(keep)
+        measured = st.latency.measure_speedup(model)
         res.measurements += 1
+        if measured >= st.target:
+            measured = (measured + st.latency.measure_speedup(model)) / 2
+            res.measurements += 1
     st.correction, st.since_measured = measured / entry["predicted_speedup"], 0
     entry["measured_speedup"] = round(measured, 4)
     return measured >= st.target, measured
@@ -156,7 +159,8 @@ def _achieved(st: _State, keep, base_stats, measured, res) -> float | None:
     if measured is not None and res.trajectory and res.trajectory[-1].get("measured_speedup") == round(measured, 4):
         return measured
     res.measurements += 1
-    return st.latency.measure_speedup(st.space.build(keep))
+    with weights.scratch():
+        return st.latency.measure_speedup(st.space.build(keep))
 
 
 def _best_step(st: _State, keep) -> tuple[str, int] | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import onnx
 
+from . import weights
 from .errors import UsageError
 from .runtime import make_session, random_feeds
 from .sensitivity import RATIOS
@@ -91,8 +92,10 @@ class LatencyModel:
         start, bases = time.perf_counter(), []
         for name in self.space.groups:
             widths = sorted({self.space.width_at(name, r) for r in ratios} - {self.space.sizes[name]}, reverse=True)
-            models = {"original": self.space.model} | {str(w): self.space.build({name: w}) for w in widths}
-            rounds = self._time(models)
+            with weights.scratch():
+                models = {"original": self.space.model} | {str(w): self.space.build({name: w}) for w in widths}
+                rounds = self._time(models)
+                del models
             base = statistics.median(rounds["original"])
             bases.append(base)
             self.table[name] = [{"kept": w, "ms": round(statistics.median(rounds[str(w)]), 5),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from . import weights
 from .widths import WidthSpace
 
 RATIOS = (0.25, 0.5, 0.75)
@@ -64,7 +65,8 @@ def measure_sensitivity(space: WidthSpace, evaluate, *, ratios=RATIOS, progress=
             if kept in seen or kept == space.sizes[name]:
                 continue
             seen.add(kept)
-            metrics = evaluate(space.build({name: kept}))
+            with weights.scratch():
+                metrics = evaluate(space.build({name: kept}))
             rows.append({"ratio": r, "kept": kept, **{k: _json_float(v) for k, v in metrics.items()}})
         sens.table[name] = rows
         if progress:

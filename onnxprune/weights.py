@@ -137,6 +137,7 @@ def _read_in(tensor: onnx.TensorProto) -> None:
 
 # ---- spilling new big weights ------------------------------------------------------------------
 _spill_dir: str | None = None
+_scratch: list[list[str]] = []  # open `scratch()` scopes, innermost last: the files spilled in each
 
 
 def _spill_folder() -> str:
@@ -154,10 +155,28 @@ def spill(array: np.ndarray) -> np.ndarray:
     fd, path = tempfile.mkstemp(suffix=".bin", dir=_spill_folder())
     with os.fdopen(fd, "wb") as fh:
         array.tofile(fh)
+    if _scratch:
+        _scratch[-1].append(path)
     mapped = np.memmap(path, dtype=array.dtype, mode="r", shape=array.shape) if array.size else array
     if array.size:
         mapped._onnxprune_spilled = path
     return mapped
+
+
+@contextlib.contextmanager
+def scratch():
+    """Spill files made inside are deleted on exit: for candidate models that are built, measured
+    and dropped (a search over a 2 GB model would otherwise leave gigabytes per candidate until the
+    process ends). A model built inside must not be used after it."""
+    files: list[str] = []
+    _scratch.append(files)
+    try:
+        yield
+    finally:
+        _scratch.remove(files)
+        for path in files:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 def make_tensor(array: np.ndarray, name: str, *, on_disk: bool) -> onnx.TensorProto:

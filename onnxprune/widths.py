@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
+from . import weights
 from .analysis import analyze_model
 from .io import fingerprint
 from .plan import Plan, effective_round_to, group_names, kept_count, make_plan, removed_classes
@@ -86,10 +87,11 @@ class WidthSpace:
         """Exact MACs and parameters of the model at these widths (memoised)."""
         key = tuple(sorted(keep.items()))
         if key not in self._stats:
-            model = self.build(keep)
-            try:
-                shapes = infer_value_shapes(model, self.analysis.input_shapes)
-            except Exception:
-                shapes = {}
-            self._stats[key] = {"macs": count_macs(model, shapes), "params": count_params(model)}
+            with weights.scratch():
+                model = self.build(keep)
+                try:
+                    shapes = infer_value_shapes(model, self.analysis.input_shapes)
+                except Exception:
+                    shapes = {}
+                self._stats[key] = {"macs": count_macs(model, shapes), "params": count_params(model)}
         return self._stats[key]

@@ -10,6 +10,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+from .. import weights
 from ..api import PruneConfig, prune
 from ..errors import UsageError
 from ..io import load_model, save_model
@@ -81,20 +82,22 @@ def _sweep(model_path, ratios, prune_cfg, bench_cfg, out: Path, fidelity_key: st
         if ratio == 0:
             points.append({"ratio": 0.0, "model": "original", "path": str(model_path)})
             continue
-        result = prune(model, config=dataclasses.replace(prune_cfg, ratio=ratio))
-        v = result.verify
+        with weights.scratch():  # only the saved file is used afterwards
+            result = prune(model, config=dataclasses.replace(prune_cfg, ratio=ratio))
+            v, resized_io = result.verify, result.resized_io
+            if v is None or v.passed:
+                target = out / f"{stem}_r{ratio:g}.onnx".replace("0.", "0p")
+                written.extend(save_model(result.model, target))
+            del result
         if v is not None and not v.passed:
             failed.append({"ratio": ratio, "message": v.message})
             continue
-        target = out / f"{stem}_r{ratio:g}.onnx".replace("0.", "0p")
-        written.append(target)
-        save_model(result.model, target)
         name = f"r={ratio:g}"
         paths.append(str(target))
         names.append(name)
         points.append({"ratio": ratio, "model": name, "path": str(target),
                        "max_abs_diff_vs_reference": v.max_abs_diff if v else None,
-                       "resized_io": result.resized_io})
+                       "resized_io": resized_io})
     if 0.0 not in ratios:
         points.insert(0, {"ratio": 0.0, "model": "original", "path": str(model_path)})
     bench = run_bench(paths, dataclasses.replace(bench_cfg, names=tuple(names)))

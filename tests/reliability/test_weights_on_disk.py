@@ -190,3 +190,20 @@ def test_prune_memory_is_bounded_by_weights_not_copies(tmp_path):
     print(f"weights {size_mb:.0f} MB: inspect peak {baseline:.0f} MB, prune peak {peak:.0f} MB")
     assert baseline - 100 < size_mb * 0.5  # inspect reads no weight whole
     assert peak - baseline < 1.5 * size_mb
+
+
+def test_search_leaves_no_spill_files_behind(tmp_path):
+    """auto builds and drops many candidates: their spilled weights go with them."""
+    from onnxprune.auto import auto_prune
+
+    path = save_external(mlp(), tmp_path / "m.onnx")
+    folder = Path(weights._spill_folder())
+    before = set(folder.iterdir())
+    done = auto_prune(str(path), goal="macs", target=0.5, max_drop=None)
+    assert done.result.verify.passed
+    assert done.search.evals + len(done.search.trajectory) > 2
+    left = set(folder.iterdir()) - before
+    referenced = {Path(weights.source(t)[0]) for t in done.result.model.graph.initializer if weights.is_external(t)}
+    referenced |= {Path(weights.source(t)[0]) for t in done.result.reference.graph.initializer
+                   if weights.is_external(t)}
+    assert left <= referenced, f"{len(left - referenced)} spill files of dropped candidates left"
