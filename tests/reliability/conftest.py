@@ -1,9 +1,12 @@
-"""Slow reliability tests (the light model zoo, the OCR models, the >2 GB model) run only when asked:
-ONNXPRUNE_SLOW=1, or `-m slow`. The default suite stays within a CI minute budget."""
+"""Slow reliability tests (the onnx wheel's `light` models) run only when asked: ONNXPRUNE_SLOW=1,
+or `-m slow`. The default suite stays within a CI minute budget. The corpora's outcome counts are
+printed at the end of the run."""
 
 import os
 
 import pytest
+
+import tally
 
 
 def pytest_collection_modifyitems(config, items):
@@ -13,3 +16,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords and "reliability" in str(item.fspath):
             item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if tally.COUNTS:
+        terminalreporter.section("reliability corpora")
+        for line in tally.lines():
+            terminalreporter.write_line(line)
