@@ -88,6 +88,12 @@ def localize(model: onnx.ModelProto, base: Path, problem) -> None:
             continue
         location, offset, length = source(tensor)
         path = (base / location).resolve()
+        if Path(location).is_absolute() or not path.is_relative_to(base.resolve()):
+            # as onnx and onnxruntime: a model must not make its reader open files outside its folder
+            problem(tensor, f"external data location '{location}' of tensor '{tensor.name}' is outside the "
+                            f"model's folder")
+        if offset < 0 or length < 0:
+            problem(tensor, f"tensor '{tensor.name}' has a negative external data offset or length")
         if not path.is_file():
             problem(tensor, f"external data file '{location}' for tensor '{tensor.name}' is missing")
         if offset + length > path.stat().st_size:

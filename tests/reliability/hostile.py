@@ -5,6 +5,8 @@ Each builder writes into `folder` and returns the model path (plus any extra CLI
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -108,6 +110,21 @@ def short_external_data(folder):
     data = folder / "m.onnx.data"
     data.write_bytes(data.read_bytes()[:-8])
     return str(folder / "m.onnx"), []
+
+
+def external_data_outside_folder(folder):
+    """A weight whose data location climbs out of the model's folder (onnxruntime refuses these too)."""
+    model = small_cnn()
+    sub = folder / "model"
+    sub.mkdir()
+    onnx.save_model(model, str(sub / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="m.onnx.data", size_threshold=0)
+    os.replace(sub / "m.onnx.data", folder / "secret.bin")
+    m = onnx.load(str(sub / "m.onnx"), load_external_data=False)
+    for t in m.graph.initializer:
+        next(e for e in t.external_data if e.key == "location").value = "../secret.bin"
+    (sub / "m.onnx").write_bytes(m.SerializeToString())
+    return str(sub / "m.onnx"), []
 
 
 def ir_too_new(folder):

@@ -151,3 +151,47 @@ def test_fuzzed_model_through_cli(seed, tmp_path):
         assert "Traceback" not in res.stderr and "internal error" not in res.stderr, res.stderr
         if res.returncode:
             assert sum(line.startswith("error:") for line in res.stderr.splitlines()) == 1, res.stderr
+
+
+def external_mutation(folder, draw) -> str:
+    """A model saved with external data whose references or data file are then damaged."""
+    model = onnx.ModelProto()
+    model.CopyFrom(BASES[0])
+    onnx.save_model(model, str(folder / "m.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="m.onnx.data", size_threshold=0)
+    m = onnx.load(str(folder / "m.onnx"), load_external_data=False)
+    t = m.graph.initializer[draw(st.integers(0, len(m.graph.initializer) - 1))]
+    kind = draw(st.sampled_from(["location", "offset", "length", "key", "dims", "dtype", "truncate", "none"]))
+    entry = {e.key: e for e in t.external_data}
+    if kind == "location":
+        entry["location"].value = draw(st.sampled_from(["../m.onnx.data", "/etc/hostname", "", "nope.bin", "m.onnx",
+                                                        ".", "sub/../m.onnx.data", "m.onnx.data\x00x"]))
+    elif kind in ("offset", "length"):
+        value = draw(st.one_of(st.integers(-10, 1 << 40).map(str), st.sampled_from(["", "x", "1e3", " 4"])))
+        if kind in entry:
+            entry[kind].value = value
+        else:
+            e = t.external_data.add()
+            e.key, e.value = kind, value
+    elif kind == "key":
+        e = t.external_data.add()
+        e.key, e.value = draw(st.sampled_from(["checksum", "basepath", "", "location"])), "zz"
+    elif kind == "dims":
+        t.dims[draw(st.integers(0, len(t.dims) - 1))] = draw(st.integers(0, 1 << 20))
+    elif kind == "dtype":
+        t.data_type = draw(st.integers(0, 25))
+    elif kind == "truncate":
+        data = folder / "m.onnx.data"
+        data.write_bytes(data.read_bytes()[: draw(st.integers(0, data.stat().st_size))])
+    (folder / "m.onnx").write_bytes(m.SerializeToString())
+    return str(folder / "m.onnx")
+
+
+@SETTINGS
+@given(data=st.data(), lazy=st.booleans())
+def test_fuzz_external_data(data, lazy, tmp_path_factory, monkeypatch):
+    """Damaged external-data references: read in (small tensors) or left on disk (LAZY_BYTES = 0)."""
+    from onnxprune import weights
+
+    monkeypatch.setattr(weights, "LAZY_BYTES", 0 if lazy else 1 << 20)
+    exercise(external_mutation(tmp_path_factory.mktemp("fuzz"), data.draw))

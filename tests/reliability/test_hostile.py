@@ -46,6 +46,7 @@ FAILURES = [  # builder, exit code, words the error line must contain
     ("bit_flipped", 1, ["not a valid ONNX protobuf"]),
     ("missing_external_data", 1, ["external data file", "m.onnx.data", "missing"]),
     ("short_external_data", 1, ["external data file", "m.onnx.data", "too short"]),
+    ("external_data_outside_folder", 1, ["../secret.bin", "outside the model's folder"]),
     ("ir_too_new", 1, ["IR version 99"]),
     ("opset_too_old", 1, ["opset 5", "older than onnxruntime runs"]),
     ("custom_domain_op", 1, ["com.example:MysteryRelu"]),
