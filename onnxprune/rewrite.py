@@ -46,7 +46,7 @@ class ConstantWriter:
 
     def set(self, node, i: int, array: np.ndarray) -> None:
         if self.on_disk and array.nbytes >= weights.LAZY_BYTES:
-            array = weights.spill(array)  # held until commit: in memory, a model's worth of new weights
+            array = weights.spill(array)  # values wait here until commit: on disk, not a model's worth in memory
         self.values[(id(node), i)] = (node, array)
 
     def add_input(self, node, i: int, array: np.ndarray, name: str) -> None:
