@@ -74,7 +74,7 @@ def _shown(metrics: dict, key: str) -> float:
               help="'macs': a deterministic MACs-proportional stand-in (no timing).")
 @click.option("--calib", type=int, default=16, show_default=True, help="Calibration feeds for sensitivity.")
 @click.option("--eval", "n_eval", type=int, default=32, show_default=True, help="Held-out feeds for the metric.")
-@data_options
+@data_options("both", holdout_default=0.2)
 @task_options
 @click.option("--max-evals", type=int, default=200, show_default=True, help="Stop after this many evaluations.")
 @click.option("--time-limit", type=float, help="Stop the search after this many seconds.")

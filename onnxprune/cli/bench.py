@@ -77,7 +77,7 @@ def command_line() -> str:
 @click.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @session_options
-@data_options
+@data_options("eval")
 @task_options
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write every figure as JSON.")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Write the tables as markdown.")

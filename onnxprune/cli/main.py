@@ -96,7 +96,7 @@ def inspect(model, shapes, inputs, exclude, allow_io_change, json_path, verbose)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-verify", is_flag=True, help="Skip the reference comparison (not recommended).")
 @click.option("--force", is_flag=True, help="Write the output even if verification fails.")
-@data_options
+@data_options("calib")
 @verbose_option
 @run_command("prune")
 def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, allocate, round_to, exclude, shapes, inputs,

@@ -22,7 +22,7 @@ from .data_options import data_options
               help="Static mode: how activation ranges are chosen from the calibration data.")
 @click.option("--no-preprocess", is_flag=True, help="Skip onnxruntime's quant_pre_process (Conv+BN fusion, shapes).")
 @click.option("--exclude", multiple=True, metavar="NODE", help="Leave this node in float (repeatable).")
-@data_options
+@data_options("calib")
 @shape_option
 @verbose_option
 @run_command("quantize")

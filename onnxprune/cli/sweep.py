@@ -11,7 +11,13 @@ import click
 from ..api import PruneConfig
 from ..bench.report import jsonable, sweep_markdown, sweep_rows
 from ..bench.sweep import FIDELITY_QUALITY, parse_ratios, run_sweep
+from ..compensate import METHODS
+from ..criteria_data import DATA_CRITERIA
+from ..data import split_examples
+from ..errors import UsageError
+from ..io import load_model
 from ..scoring import CRITERIA
+from .calibration import calibration_feeds
 from .bench import bench_config, command_line, session_options, task_options
 from .common import run_command, table, verbose_option, write_json
 from .data_options import data_options
@@ -19,7 +25,10 @@ from .data_options import data_options
 # Prune options forwarded to PruneConfig: each option's destination name is a PruneConfig field,
 # so a new pruning option (e.g. --compensate) is one more line here and nothing else.
 PRUNE_OPTIONS = [
-    click.option("--criterion", type=click.Choice(CRITERIA), default="l1", show_default=True),
+    click.option("--criterion", type=click.Choice(CRITERIA + DATA_CRITERIA), default="l1", show_default=True,
+                 help="activation/reconstruction calibrate on --data (its non-held-out side with --holdout)."),
+    click.option("--compensate", type=click.Choice(METHODS), default="none", show_default=True,
+                 help="Repair consumers of removed channels from calibration data (as prune --compensate)."),
     click.option("--round-to", type=int, default=4, show_default=True, help="Keep a multiple of N channels per group."),
     click.option("--exclude", multiple=True, metavar="NAME", help="Node or initializer to leave alone (repeatable)."),
     click.option("--global", "global_ranking", is_flag=True, help="Rank channels across groups."),
@@ -49,7 +58,7 @@ def prune_config(kw: dict) -> PruneConfig:
 @click.option("--ratios", default="0,0.25,0.5,0.75", show_default=True, help="Comma-separated pruning ratios.")
 @prune_options
 @session_options
-@data_options
+@data_options("both")
 @task_options
 @click.option("--quality", type=click.Choice(list(FIDELITY_QUALITY)), default="top1", show_default=True,
               help="Fidelity metric plotted when there is no --task.")
@@ -57,14 +66,19 @@ def prune_config(kw: dict) -> PruneConfig:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="onnxprune-sweep", show_default=True)
 @verbose_option
 @run_command("sweep")
-def sweep(model, ratios, data, quality, fidelity_inputs, out_dir, verbose, **kw):
+def sweep(model, ratios, data, split, quality, fidelity_inputs, out_dir, verbose, **kw):
     """Prune MODEL at each ratio (verified), benchmark every result against it, plot the trade-off."""
     ratio_list = parse_ratios(ratios)
     if kw.get("round_to", 1) < 1:
-        from ..errors import UsageError
         raise UsageError(f"--round-to {kw['round_to']} must be at least 1")
     pcfg = prune_config(kw)
-    bcfg = dataclasses.replace(bench_config(kw, data), fidelity_inputs=fidelity_inputs)
+    calib_data, eval_data = split_examples(data) if data is not None and split else (data, data)
+    if pcfg.criterion in DATA_CRITERIA or pcfg.compensate != "none":
+        feeds = calibration_feeds(load_model(model), calib_data, pcfg.shapes, pcfg.criterion, pcfg.compensate)
+        pcfg = dataclasses.replace(pcfg, calibration=list(feeds))  # read once, used at every ratio
+        if not split:
+            click.echo("note: calibrating and evaluating on the same files; --holdout 0.2 keeps them apart")
+    bcfg = dataclasses.replace(bench_config(kw, eval_data), fidelity_inputs=fidelity_inputs)
     bcfg.check()
     result = run_sweep(model, ratio_list, pcfg, bcfg, out_dir, fidelity_key=quality)
     from ..bench.plot import plot_sweep

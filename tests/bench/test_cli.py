@@ -145,3 +145,31 @@ def test_sweep_error_leaves_no_output_dir(kws_pair, tmp_path):
     out = tmp_path / "s"
     r = run("sweep", kws_pair[0], "--ratios", "0.5", "--shape", "nosuch:1,2", "--out", out)
     assert r.returncode == 2 and "nosuch" in r.stderr and not out.exists()
+
+
+def test_bench_holdout_evaluates_only_the_held_out_rows(kws_pair, kws_data, tmp_path):
+    js = tmp_path / "b.json"
+    r = run("bench", *kws_pair, *FAST, "--data", kws_data, "--holdout", "0.25", "--json", js, "--no-memory")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(js.read_text())["models"][1]["fidelity"]["examples"] == 3  # 25 % of 12 rows
+
+
+def test_sweep_data_aware_criterion_calibrates_apart_from_evaluation(kws_pair, kws_data, tmp_path):
+    """--criterion reconstruction --compensate lstsq: calibrated on the non-held-out rows, benched on
+    the held-out ones; without --holdout a note says both use the same rows."""
+    original, _ = kws_pair
+    out = tmp_path / "sweep"
+    r = run("sweep", original, "--ratios", "0,0.5", *FAST, "--no-memory", "--data", kws_data, "--holdout", "0.25",
+            "--criterion", "reconstruction", "--compensate", "lstsq", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert "same files" not in r.stdout
+    data = json.loads((out / "sweep.json").read_text())
+    assert [p["ratio"] for p in data["points"]] == [0.0, 0.5] and not data["failed"]
+    assert (out / "kws_r0p5.onnx").exists()
+    r = run("sweep", original, "--ratios", "0.5", *FAST, "--no-memory", "--data", kws_data,
+            "--criterion", "activation", "--out", tmp_path / "s2")
+    assert r.returncode == 0, r.stderr
+    assert "calibrating and evaluating on the same files" in r.stdout
+    r = run("sweep", original, "--ratios", "0.5", *FAST, "--no-memory", "--criterion", "activation",
+            "--out", tmp_path / "s3")
+    assert r.returncode == 2 and "needs calibration data" in r.stderr

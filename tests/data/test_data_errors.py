@@ -18,7 +18,7 @@ from onnxprune.data import load_examples
 
 @click.command()
 @click.argument("model")
-@data_options
+@data_options("calib")
 @verbose_option
 @run_command("datacheck")
 def datacheck(model, data, verbose):

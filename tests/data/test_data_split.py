@@ -75,3 +75,36 @@ def test_holdout_zero_keeps_everything_for_calibration(folder):
 def test_bad_split_settings(folder, kw):
     with pytest.raises(DataError):
         list(load_examples(waveform_model([1, 4000]), DataConfig(str(folder), **kw)))
+
+
+def test_holdout_sides_of_calibrating_and_evaluating_commands_are_disjoint(tmp_path):
+    """prune/quantize --holdout F calibrate on one side, bench --holdout F evaluates on the other;
+    without --holdout both read everything."""
+    import click
+    from click.testing import CliRunner
+
+    from onnxprune.cli.data_options import data_options
+    from onnxprune.data import load_examples
+    from builders import bundled_model
+
+    x = np.random.default_rng(0).standard_normal((10, 1, 49, 40)).astype(np.float32)
+    x[:, 0, 0, 0] = np.arange(10)  # each row says which it is
+    np.savez(tmp_path / "d.npz", logmel=x)
+    seen = {}
+
+    def command(side):
+        @click.command()
+        @data_options(side)
+        def cmd(data):
+            seen[side] = {int(ex.feeds["logmel"][0, 0, 0, 0]) for ex in load_examples(str(bundled_model()), data)}
+        return cmd
+
+    for holdout in (["--holdout", "0.3"], []):
+        for side in ("calib", "eval"):
+            res = CliRunner().invoke(command(side), ["--data", str(tmp_path / "d.npz"), *holdout])
+            assert res.exit_code == 0, res.output
+        if holdout:
+            assert len(seen["eval"]) == 3 and seen["calib"] | seen["eval"] == set(range(10))
+            assert not seen["calib"] & seen["eval"]
+        else:
+            assert seen["calib"] == seen["eval"] == set(range(10))
