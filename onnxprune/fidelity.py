@@ -4,9 +4,12 @@ An evaluator is any callable `evaluate(model_proto) -> dict of metrics`; task me
 WER) plug in with the same signature. This one compares every output with the original's over
 fixed feeds — held-out examples from `--data`, or seeded random inputs without it:
 
-* `top1_agreement` (%): all of the first output's decisions agree with the original's — argmax over the
-  last axis, or for a last axis of size 1 the decision `y > 0.5` (probabilities) / `y > 0`;
-* `snr_db`: 10·log10(Σ (y₀ − ȳ₀)² / Σ (y − y₀)²) over all float outputs (∞ when identical), with
+* `top1_agreement` (%): the share of the first output's rows whose decision agrees with the
+  original's (`bench.metrics.decisions`: argmax over the last axis, or for a last axis of size 1
+  `y >= 0.5` for probabilities / `y >= 0`) — what `bench` reports as a fraction; per row, so a
+  recognizer's frames count one by one;
+* `snr_db`: 10·log10(Σ (y₀ − ȳ₀)² / Σ (y − y₀)²) over all float outputs (∞ when identical) — not
+  bench's raw-energy SNR of one output: a budget needs the distortion of what the model decides on —, with
   ȳ₀ the original's mean over the feeds (the signal is what depends on the input), where an
   output made by Softmax/LogSoftmax/Sigmoid is replaced by that node's input: saturated
   probabilities (one-hot in float32) hide distortion that the logits show;
@@ -20,6 +23,7 @@ import math
 import numpy as np
 import onnx
 
+from .bench.metrics import decisions
 from .runtime import make_session, random_feeds
 
 
@@ -68,12 +72,13 @@ class Fidelity:
         """(metrics, the model's first output on each feed): one run serves the fidelity figures
         and a caller's own metric (task_eval)."""
         session = make_session(with_outputs(model, self.taps), threads=self.threads)
-        signal, noise, agree = self.signal, 0.0, 0
+        signal, noise, agree, rows = self.signal, 0.0, 0, 0
         firsts = []
         for feed, ref in zip(self.feeds, self.reference):
             got = session.run(self.names, feed)
             firsts.append(got[0])
-            agree += _decision(got[0], ref[0]) == _decision(ref[0], ref[0])
+            same = _agreeing(got[0], ref[0])
+            agree, rows = agree + int(same.sum()), rows + same.size
             for i in self.compared:
                 r, g = np.asarray(ref[i]), got[i]
                 if np.issubdtype(r.dtype, np.floating):
@@ -81,7 +86,7 @@ class Fidelity:
         self.passes += len(self.feeds)
         nmse = noise / signal if signal > 0 else float(noise > 0)
         snr = math.inf if noise == 0 else 10 * math.log10(signal / noise) if signal > 0 else -math.inf
-        return {"top1_agreement": 100.0 * agree / max(1, len(self.feeds)), "snr_db": snr, "nmse": nmse}, firsts
+        return {"top1_agreement": 100.0 * agree / max(1, rows), "snr_db": snr, "nmse": nmse}, firsts
 
 
 def _energy(i: int, reference: list) -> float:
@@ -123,13 +128,12 @@ def with_outputs(model: onnx.ModelProto, taps: dict[str, str]) -> onnx.ModelProt
     return copy
 
 
-def _decision(y, ref) -> tuple:
-    """Every decision in the first output (the cut for size-1 outputs follows the original's range)."""
+def _agreeing(y, ref) -> np.ndarray:
+    """Per row of the first output: does its decision agree with the original's (non-float
+    outputs, e.g. class indices: does each value)."""
     y, ref = np.asarray(y), np.asarray(ref)
-    if y.dtype.kind not in "fc" or y.size == 0:
-        return tuple(y.reshape(-1).tolist())
-    if y.ndim == 0 or y.shape[-1] == 1:
-        flat = y.reshape(-1)
-        cut = 0.5 if ref.min() >= 0 and ref.max() <= 1 else 0.0
-        return tuple((flat > cut).tolist())
-    return tuple(np.argmax(y, axis=-1).reshape(-1).tolist())
+    if y.shape != ref.shape:
+        return np.zeros(1, dtype=bool)
+    if ref.dtype.kind not in "fc" or ref.size == 0:
+        return y.reshape(-1) == ref.reshape(-1) if ref.size else np.ones(1, dtype=bool)
+    return decisions(y, ref) == decisions(ref)

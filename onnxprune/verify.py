@@ -145,7 +145,8 @@ def _compare(sess_p, runs, io, tol, checker, where: str = "") -> VerifyResult:
                 # NaN where NaN, the same infinity where infinite; elsewhere the difference counts
                 special_same = np.array_equal(np.isnan(r64), np.isnan(g64)) and \
                     np.array_equal(r64[np.isinf(r64) | np.isinf(g64)], g64[np.isinf(r64) | np.isinf(g64)])
-                diff = float(np.max(np.abs(r64 - g64)[finite], initial=0.0)) if special_same else float("inf")
+                with np.errstate(invalid="ignore"):  # inf - inf where both are the same infinity
+                    diff = float(np.max(np.abs(r64 - g64)[finite], initial=0.0)) if special_same else float("inf")
                 bound = tol["atol"] + tol["rtol"] * float(np.max(np.abs(r64[np.isfinite(r64)]), initial=0.0))
             per_output[name] = max(per_output.get(name, 0.0), diff)
             worst = max(worst, diff)

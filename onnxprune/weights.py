@@ -21,6 +21,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,9 @@ def nbytes(tensor: onnx.TensorProto) -> int:
 
 def source(tensor: onnx.TensorProto) -> tuple[str, int, int]:
     """(file, offset, length) of an external tensor; length defaults to the tensor's raw size."""
-    info = ExternalDataInfo(tensor)
+    with warnings.catch_warnings():  # unknown keys (a writer's own, or damage) are ignored, as by onnx
+        warnings.simplefilter("ignore")
+        info = ExternalDataInfo(tensor)
     length = int(info.length) if info.length else nbytes(tensor)
     return info.location, int(info.offset or 0), length
 

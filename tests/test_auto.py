@@ -228,3 +228,18 @@ def test_cli_prune_allocate_sensitivity(kws_file, tmp_path):
 def test_cli_allocate_conflicts_with_global(kws_file, tmp_path):
     r = run("prune", kws_file, tmp_path / "s.onnx", "--allocate", "sensitivity", "--global")
     assert r.returncode == 2 and "--allocate sensitivity" in r.stderr and not (tmp_path / "s.onnx").exists()
+
+
+def test_top1_agreement_counts_rows_like_bench():
+    """auto's budget metric and bench's fidelity agree on what top-1 agreement is: the share of
+    rows (a recognizer's frames) whose decision is the original's."""
+    from onnxprune.bench.metrics import fidelity
+    from onnxprune.fidelity import _agreeing
+
+    ref = np.array([[[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]]])  # 4 frames of one example
+    got = np.array([[[0.2, 0.8], [0.1, 0.9], [0.3, 0.7], [0.6, 0.4]]])  # one frame flips
+    same = _agreeing(got, ref)
+    assert same.tolist() == [True, False, True, True]
+    assert fidelity([ref], [got])["top1_agreement"] == pytest.approx(same.mean()) == 0.75
+    probs = np.array([[0.2], [0.7]])
+    assert _agreeing(np.array([[1.3], [0.7]]), probs).tolist() == [False, True]  # cut at 0.5: the original's range

@@ -2,8 +2,8 @@
 against hand-computed values).
 
 Fidelity compares a model's outputs with a baseline's on the same inputs:
-* top-1 agreement: argmax over the last axis agrees (per row; a 1-wide output is thresholded at 0.5
-  if it looks like a probability, else at 0);
+* top-1 agreement: the fraction of rows whose decision agrees (`decisions`: argmax over the last
+  axis; a 1-wide output is thresholded at 0.5 if the baseline looks like a probability, else at 0);
 * cosine similarity of each example's flattened output, averaged;
 * SNR in dB: 10·log10(Σ baseline² / Σ (baseline − model)²) over everything (inf when identical);
 * KL(baseline ‖ model) of the output distributions, averaged over rows. Rows that already are
@@ -45,9 +45,13 @@ def as_distribution(x: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
-def _top1(rows: np.ndarray) -> np.ndarray:
+def decisions(y: np.ndarray, baseline: np.ndarray | None = None) -> np.ndarray:
+    """The top-1 decision of every row of `y`: argmax over the last axis; a 1-wide output is cut at
+    0.5 when the baseline's (else its own) values look like probabilities, otherwise at 0. Shared
+    by bench's fidelity and auto's budget, so "top-1 agreement" means one thing."""
+    rows = _rows(y)
     if rows.shape[-1] == 1:
-        cut = 0.5 if _looks_like_probs(rows) else 0.0
+        cut = 0.5 if _looks_like_probs(rows if baseline is None else _rows(baseline)) else 0.0
         return (rows[:, 0] >= cut).astype(np.int64)
     return rows.argmax(-1)
 
@@ -64,7 +68,7 @@ def fidelity(baseline: list[np.ndarray], model: list[np.ndarray]) -> dict:
         if a64.shape != b64.shape:
             raise ValueError(f"output shapes differ: {a64.shape} vs {b64.shape}")
         ra, rb = _rows(a64), _rows(b64)
-        agree += int((_top1(ra) == _top1(rb)).sum())
+        agree += int((decisions(ra) == decisions(rb, ra)).sum())
         total += ra.shape[0]
         fa, fb = a64.ravel(), b64.ravel()
         na, nb = np.linalg.norm(fa), np.linalg.norm(fb)
