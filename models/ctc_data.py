@@ -16,7 +16,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kws_data import noise, split_of  # noqa: E402
-from synth_speech import CACHE, RATE, load_records, save_records, seed_of, synthesize, voices  # noqa: E402
+from synth_speech import CACHE, RATE, cached_base, seed_of, voices  # noqa: E402
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 VERBS = ["turn on", "turn off"]
@@ -42,12 +42,7 @@ def plan() -> dict:
 
 
 def build_base() -> list[dict]:
-    if BASE.exists():
-        return load_records(BASE)
-    records = synthesize(plan())
-    save_records(BASE, records)
-    print(f"wrote {BASE} ({len(records)} utterances)", file=sys.stderr)
-    return records
+    return cached_base(BASE, plan)
 
 
 def make_utterance(audio: np.ndarray, rng: np.random.Generator, snr_db=(10.0, 40.0)) -> np.ndarray:

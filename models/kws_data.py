@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synth_speech import CACHE, RATE, load_records, save_records, seed_of, synthesize, voices  # noqa: E402
+from synth_speech import CACHE, RATE, cached_base, seed_of, voices  # noqa: E402
 
 KEYWORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 UNKNOWN_WORDS = ["bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin", "nine", "one",
@@ -44,12 +44,7 @@ def plan() -> dict:
 
 
 def build_base() -> list[dict]:
-    if BASE.exists():
-        return load_records(BASE)
-    records = synthesize(plan())
-    save_records(BASE, records)
-    print(f"wrote {BASE} ({len(records)} utterances)", file=sys.stderr)
-    return records
+    return cached_base(BASE, plan)
 
 
 def split_of(record: dict) -> str:

@@ -181,3 +181,14 @@ if __name__ == "__main__":
         build_base()
     else:
         sys.exit(f"unknown task {task!r} (kws or ctc)")
+
+
+def cached_base(path: Path, plan) -> list[dict]:
+    """The synthesized utterances of `plan()` (voice -> jobs), read from `path` or made and saved
+    there once (synthesis takes minutes; every training and evaluation run reuses it)."""
+    if path.exists():
+        return load_records(path)
+    records = synthesize(plan())
+    save_records(path, records)
+    print(f"wrote {path} ({len(records)} utterances)", file=sys.stderr)
+    return records
