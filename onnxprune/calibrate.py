@@ -37,6 +37,12 @@ class Site:
     axis: int
     kind: str  # 'conv', 'gemm', 'matmul', 'rnn' (linear consumers compensation supports) or 'other'
     pointwise: bool = False  # a 1x1, ungrouped, unpadded Conv: a plain matrix product per pixel
+    patches: tuple | None = None  # a k x k ungrouped Conv: (kernel, pads, strides, dilations, auto_pad)
+
+    @property
+    def features(self) -> int:
+        """Width of the rows least squares sees: channels, or channels x kernel offsets (patches)."""
+        return self.param.labels.size * (int(np.prod(self.patches[0])) if self.patches else 1)
 
     @property
     def node(self) -> onnx.NodeProto:
@@ -88,7 +94,7 @@ class ChannelStats:
 class Calibration:
     sites: list[Site]
     stats: dict[tuple[str, int], ChannelStats]
-    moments: dict[int, np.ndarray] = field(default_factory=dict)  # id(site param) -> E[[x,1][x,1]^T]
+    moments: dict[int, np.ndarray] = field(default_factory=dict)  # id(site param) -> E[[x,1][x,1]^T] (x: patches for k x k)
     examples: int = 0
     seconds: float = 0.0
 
@@ -112,7 +118,9 @@ def consumer_sites(analysis: Analysis) -> list[Site]:
         found = _read_value(analysis, p)
         if found is not None:
             kind = _kind(analysis, p)
-            sites.append(Site(p, found[0], found[1], kind, kind == "conv" and _is_pointwise(analysis, p.node)))
+            pointwise = kind == "conv" and _is_pointwise(analysis, p.node)
+            patches = _patch_geometry(analysis, p.node) if kind == "conv" and not pointwise and found[1] == 1 else None
+            sites.append(Site(p, found[0], found[1], kind, pointwise, patches))
     return sites
 
 
@@ -141,6 +149,47 @@ def _kind(analysis: Analysis, p: ParamSlice) -> str:
     return "other"
 
 
+def _patch_geometry(analysis: Analysis, node: onnx.NodeProto):
+    """(kernel, pads, strides, dilations, auto_pad) of an ungrouped 1-D/2-D Conv, else None."""
+    kernel = tuple(analysis.index.const(node.input[1]).shape[2:])
+    if int(attr(node, "group", 1)) != 1 or not 1 <= len(kernel) <= 2:
+        return None
+    n = len(kernel)
+    auto_pad = attr(node, "auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    pads = tuple(attr(node, "pads", None) or [0] * 2 * n)
+    strides = tuple(attr(node, "strides", None) or [1] * n)
+    dilations = tuple(attr(node, "dilations", None) or [1] * n)
+    if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER") or len(pads) != 2 * n:
+        return None
+    return kernel, pads if auto_pad == "NOTSET" else (0,) * 2 * n, strides, dilations, auto_pad
+
+
+def patch_rows(x: np.ndarray, geometry) -> np.ndarray:
+    """im2col: one row per output position of the Conv, holding the input values its kernel reads
+    (zeros where it reads padding), ordered (channel, kernel offsets) as W.reshape(C_out, -1) is."""
+    kernel, pads, strides, dilations, auto_pad = geometry
+    n = len(kernel)
+    x = np.asarray(x, dtype=np.float64)
+    spatial = x.shape[2:]
+    if auto_pad.startswith("SAME"):
+        pads = [0] * 2 * n
+        for i, (size, k, s, d) in enumerate(zip(spatial, kernel, strides, dilations)):
+            total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+            first = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+            pads[i], pads[i + n] = first, total - first
+    x = np.pad(x, [(0, 0), (0, 0)] + [(pads[i], pads[i + n]) for i in range(n)])
+    extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
+    windows = np.lib.stride_tricks.sliding_window_view(x, extent, axis=tuple(range(2, 2 + n)))
+    # [N, C, out..., extent...]: keep every stride-th position and every dilation-th offset
+    index = (slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides) + \
+        tuple(slice(None, None, d) for d in dilations)
+    windows = windows[index]
+    channels = x.shape[1]
+    moved = np.moveaxis(windows, 1, 1 + n)  # [N, out..., C, kernel...]
+    return moved.reshape(-1, channels * int(np.prod(kernel)))
+
+
 def rows_of(value: np.ndarray, axis: int) -> np.ndarray:
     """The tensor as rows of features: axis last, everything else flattened."""
     value = np.asarray(value, dtype=np.float64)
@@ -148,9 +197,10 @@ def rows_of(value: np.ndarray, axis: int) -> np.ndarray:
 
 
 def wants_moments(site: Site) -> bool:
-    """Full second moments (per pixel for a Conv, per time step for a recurrent input) for linear
-    consumers up to MAX_FEATURES wide; wider ones keep only the diagonal (mean of squares)."""
-    return site.kind != "other" and site.param.labels.size <= MAX_FEATURES
+    """Full second moments (per pixel for a 1x1 Conv, per kernel window for a k x k one, per time
+    step for a recurrent input) for linear consumers up to MAX_FEATURES wide; wider ones keep only
+    the diagonal (mean of squares)."""
+    return site.kind != "other" and site.features <= MAX_FEATURES
 
 
 def _is_pointwise(analysis: Analysis, node: onnx.NodeProto) -> bool:
@@ -200,7 +250,7 @@ def _calibrate(analysis: Analysis, feeds: Iterable[dict], moments: bool) -> Cali
         for (value, axis), st in stats.items():
             st.add(got[value], axis)
         for s in need:
-            rows = rows_of(got[s.value], s.axis)
+            rows = patch_rows(got[s.value], s.patches) if s.patches else rows_of(got[s.value], s.axis)
             aug = np.concatenate([rows, np.ones((rows.shape[0], 1))], axis=1)
             key = id(s.param)
             sums[key] = sums.get(key, 0) + aug.T @ aug

@@ -8,10 +8,12 @@ the calibration data matches the original's, from the moments E[[x,1][x,1]^T] al
 The compensated model keeps every shape: pruning and its reference are then both made from it, so
 the exactness check (pruned == reference) still holds in its general form.
 
-Supported consumers: Conv (bias: any kernel, ungrouped; lstsq: 1x1 unpadded), Gemm (alpha/beta
-honoured), MatMul with a constant right operand (its bias is the following constant Add, or a new
-Add), LSTM/GRU/RNN input weights W (bias Wb). Anything else is reported as not compensated;
-lstsq falls back to bias where it has no moments (wider than MAX_FEATURES, or a k x k Conv).
+Supported consumers: Conv (ungrouped; a 1x1 one per pixel, a 1-D/2-D k x k one over its kernel
+windows, im2col with its pads/strides/dilations, so W and b are refit exactly as the Conv applies
+them), Gemm (alpha/beta honoured), MatMul with a constant right operand (its bias is the following
+constant Add, or a new Add), LSTM/GRU/RNN input weights W (bias Wb). Anything else is reported as
+not compensated; lstsq falls back to bias where it has no moments (wider than MAX_FEATURES
+channels x kernel offsets, a 3-D Conv).
 """
 
 from __future__ import annotations
@@ -61,16 +63,21 @@ def compensate(analysis: Analysis, removed: set[int], calib: Calibration, method
             row["note"] = "consumer kind not supported"
             continue
         moment = calib.moment(site)
-        use_lstsq = method == "lstsq" and moment is not None and (site.kind != "conv" or site.pointwise) \
-            and linear.bias_per_output
+        exact = moment is not None and (site.kind != "conv" or site.pointwise or site.patches is not None)
+        if exact and site.patches is not None:  # rows are kernel windows: W flattened, a mask per offset
+            linear.flat = True
+            keep = np.repeat(keep, site.features // keep.size)
+            mean = moment[-1, :-1]  # window means: padding zeros included, as the Conv sees them
+        else:
+            mean = calib.of(site).mean
+        use_lstsq = method == "lstsq" and exact and linear.bias_per_output
         target = linear.augmented()
-        mean = calib.of(site).mean
         new = target.copy()
-        new[:, -1] += linear.kernel_sum()[:, ~keep] @ mean[~keep]
+        new[:, -1] += target[:, :-1][:, ~keep] @ mean[~keep]
         row["method"] = "bias"
         if method == "lstsq" and not use_lstsq:
-            row["note"] = "no moments for this consumer (k x k Conv or too wide): bias instead"
-        if moment is not None and (site.kind != "conv" or site.pointwise):
+            row["note"] = "no moments for this consumer (too wide, or a grouped or 3-D Conv): bias instead"
+        if exact:
             row["error_none"], row["error_after"] = _errors(target, new, moment, keep)
             if use_lstsq:
                 refit = _refit(target, moment, keep, ridge)
@@ -97,6 +104,7 @@ class _Linear:
         self.w, self.bias = w, bias  # float64; bias is per output (what the refit may change)
         self.extra = extra  # what writing back needs: Gemm (alpha, beta, transB, C), MatMul's Add, RNN dims
         self.bias_per_output = bias_per_output
+        self.flat = False  # a k x k Conv seen over kernel windows: W as (outputs x channels*offsets)
 
     @classmethod
     def of(cls, site: Site, node, writer: ConstantWriter, index: GraphIndex):
@@ -131,10 +139,13 @@ class _Linear:
         return None
 
     def augmented(self) -> np.ndarray:
-        """[W b] with W's kernel offsets summed (a pointwise Conv: its 1x1 kernel)."""
-        return np.concatenate([self.kernel_sum(), self.bias[:, None]], axis=1)
+        """[W b]: W flattened over kernel windows, or with its kernel offsets summed (per-pixel
+        statistics: exact for a 1x1 Conv, the bias estimate for a k x k one without moments)."""
+        return np.concatenate([self.matrix(), self.bias[:, None]], axis=1)
 
-    def kernel_sum(self) -> np.ndarray:
+    def matrix(self) -> np.ndarray:
+        if self.flat:
+            return self.w.reshape(self.w.shape[0], -1)
         return self.w.sum(axis=tuple(range(2, self.w.ndim))) if self.w.ndim > 2 else self.w
 
     def write(self, new: np.ndarray, new_adds: list, node_pos: int) -> None:
@@ -142,7 +153,7 @@ class _Linear:
         node, writer, kind = self.node, self.writer, self.site.kind
         dtype = writer.current(node, 1).dtype
         if kind == "conv":
-            w = self.w if np.array_equal(w_new, self.kernel_sum()) else w_new.reshape(self.w.shape)
+            w = self.w if np.array_equal(w_new, self.matrix()) else w_new.reshape(self.w.shape)
             writer.set(node, 1, w.astype(dtype))
             _set_or_add(writer, node, 2, b_new.astype(dtype), "bias")
         elif kind == "gemm":

@@ -75,13 +75,20 @@ def _removal_cost_matrix(analysis, sites, calib: Calibration, size: int) -> np.n
     """M[c, d]: the cross term of channels c and d in the consumers' squared output change."""
     total = np.zeros((size, size))
     for site, onehot in sites:
-        w = consumer_matrix(analysis, site)
         second = calib.moment(site)
-        if second is None:  # wide consumer: uncorrelated positions (diagonal moments)
-            second = np.diag(calib.of(site).mean_sq)
+        if second is not None and site.patches is not None:
+            # a k x k Conv over its kernel windows: exact, offsets and their correlations included
+            w = analysis.index.const(site.param.tensor).astype(np.float64)
+            flat = w.reshape(w.shape[0], -1)
+            c = w.shape[1]
+            cross = ((flat.T @ flat) * second[:-1, :-1]).reshape(c, -1, c, flat.shape[1] // c).sum(axis=(1, 3))
         else:
-            second = second[:-1, :-1]
-        cross = (w.T @ w) * second
+            w = consumer_matrix(analysis, site)
+            if second is None:  # wide consumer: uncorrelated positions (diagonal moments)
+                second = np.diag(calib.of(site).mean_sq)
+            else:
+                second = second[:-1, :-1]
+            cross = (w.T @ w) * second
         per_class = onehot.T @ cross @ onehot
         scale = np.diag(per_class)[np.diag(per_class) > 0]
         if scale.size:

@@ -83,7 +83,7 @@ def _max_diff(a, b, feeds):
     return max(float(np.max(np.abs(sa.run(None, f)[0] - sb.run(None, f)[0]))) for f in feeds)
 
 
-CONSUMERS = ["conv1x1", "gemm", "gemm_alpha_beta", "matmul", "lstm", "gru"]
+CONSUMERS = ["conv1x1", "conv3x3", "gemm", "gemm_alpha_beta", "matmul", "lstm", "gru"]
 
 
 @pytest.mark.parametrize("consumer", CONSUMERS)
@@ -104,17 +104,29 @@ def test_compensation_recovers_a_constant_channel(consumer, method):
     assert _max_diff(comp.model, comp.reference, held_out) <= 1e-5
 
 
-def test_bias_on_a_kxk_conv_is_exact_away_from_the_padded_border():
-    model, _ = _constant_channel_model("conv3x3")
+def test_kxk_conv_refits_over_kernel_windows_exactly():
+    """A removed channel that is twice a kept one (h1 = 2 h0 everywhere, padding included): a padded
+    3x3 consumer's lstsq refit over im2col windows moves its kernel onto h0 and reproduces the
+    original; the bias estimate alone cannot (the channel varies)."""
+    b = GraphBuilder(seed=3)
+    x = b.input("x", [1, 3, 7, 7])
+    w = b.weight(C, 3, 3, 3)
+    w[1] = 2 * w[0]
+    bias = b.rng.standard_normal(C) * 0.1
+    bias[1] = 2 * bias[0]
+    h = b.op("Relu", [b.op("Conv", [x, b.const(w), b.const(bias)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])])
+    y = b.op("Conv", [h, b.const(b.weight(5, C, 3, 3)), b.const(b.rng.standard_normal(5))], kernel_shape=[3, 3],
+             pads=[1, 0, 1, 2], strides=[1, 2])
+    model = b.model([y], ir_version=10)
     cal, held_out = _feeds(model, 8, 0), _feeds(model, 3, 1)
-    plan = _plan_removing(model, {0})
+    plan = _plan_removing(model, {1})
+    by_bias = onnxprune.prune(model, plan=plan, compensate="bias", calibration=cal)
     comp = onnxprune.prune(model, plan=plan, compensate="lstsq", calibration=cal)
-    assert comp.verify.passed
-    assert [r["method"] for r in comp.compensation] == ["bias"]  # k x k: lstsq falls back, reported
-    assert "bias instead" in comp.compensation[0]["note"]
-    so, sp = make_session(model), make_session(comp.model)
-    for f in held_out:  # the second conv is unpadded 3x3: every output reads an interior window
-        assert np.allclose(so.run(None, f)[0], sp.run(None, f)[0], atol=1e-4)
+    assert comp.verify.passed and by_bias.verify.passed
+    row = next(r for r in comp.compensation if r["inputs_removed"])
+    assert row["method"] == "lstsq" and row["error_after"] < 1e-8 < row["error_none"]
+    assert _max_diff(by_bias.model, model, held_out) > 1e-2
+    assert _max_diff(comp.model, model, held_out) < 1e-4
 
 
 def _redundant_model(seed=0, second="gemm") -> onnx.ModelProto:

@@ -143,3 +143,34 @@ def test_cli_prune_with_data_reports_criterion_compensation_and_examples(files):
     assert [row["method"] for row in data["compensation"]] == ["lstsq"]
     assert data["verify"]["passed"]
     make_session(onnx.load(out))
+
+
+@pytest.mark.parametrize("kernel,pads,strides,dilations,auto_pad", [
+    ((3, 3), (1, 1, 1, 1), (1, 1), (1, 1), "NOTSET"),
+    ((3, 5), (0, 2, 1, 0), (2, 1), (1, 2), "NOTSET"),
+    ((3, 3), (0, 0, 0, 0), (2, 2), (1, 1), "SAME_UPPER"),
+    ((3, 3), (0, 0, 0, 0), (1, 2), (1, 1), "SAME_LOWER"),
+    ((5,), (2, 1), (2,), (1,), "NOTSET"),
+    ((3, 3), (0, 0, 0, 0), (1, 1), (2, 2), "VALID"),
+])
+def test_patch_rows_times_flat_kernel_is_the_conv(kernel, pads, strides, dilations, auto_pad):
+    """im2col rows (what k x k compensation and the reconstruction criterion see) reproduce
+    onnxruntime's Conv for every padding, stride and dilation form."""
+    from onnx import helper, numpy_helper
+
+    from onnxprune.calibrate import patch_rows
+    from onnxprune.runtime import make_session
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 9, 11)[:2 + len(kernel)]).astype(np.float32)
+    w = rng.standard_normal((4, 3) + kernel).astype(np.float32)
+    attrs = dict(kernel_shape=list(kernel), strides=list(strides), dilations=list(dilations))
+    attrs.update(pads=list(pads)) if auto_pad == "NOTSET" else attrs.update(auto_pad=auto_pad)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], **attrs)
+    vi = helper.make_tensor_value_info
+    graph = helper.make_graph([node], "g", [vi("x", 1, None)], [vi("y", 1, None)], [numpy_helper.from_array(w, "w")])
+    y = make_session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)).run(
+        None, {"x": x})[0]
+    geometry = (kernel, pads if auto_pad == "NOTSET" else (0,) * 2 * len(kernel), strides, dilations, auto_pad)
+    rows = patch_rows(x, geometry)
+    assert np.allclose(rows @ w.reshape(4, -1).T, np.moveaxis(y, 1, -1).reshape(-1, 4), atol=1e-5)
