@@ -101,7 +101,7 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="oww-"))
     for ratio in [float(r) for r in args.ratios.split(",")]:
         for criterion, comp in (("l1", "none"), ("activation", "none"), ("activation", "bias"),
-                                ("reconstruction", "bias")):
+                                ("reconstruction", "bias"), ("reconstruction", "lstsq")):
             cfg = PruneConfig(ratio=ratio, criterion=criterion, compensate=comp, shapes={"input_1": [1, 76, 32, 1]},
                               calibration=None if criterion == "l1" and comp == "none" else calibration)
             result = prune(model, config=cfg)

@@ -210,7 +210,7 @@ def data_statistics(analysis: Analysis, config: PruneConfig):
 
 def channel_scores(analysis, group, config: PruneConfig, rng, calib) -> np.ndarray:
     if config.criterion in DATA_CRITERIA:
-        scores = score_group_data(analysis, group, config.criterion, calib)
+        scores = score_group_data(analysis, group, config.criterion, calib, refit=config.compensate == "lstsq")
         if scores is not None:
             return scores
         return score_group(analysis, group, "l1", rng)  # no calibrated consumer reads it

@@ -6,7 +6,8 @@ reconstruction  the order in which removing channels least changes the consumers
                 (ThiNet, Luo et al. 2017; He et al. 2017): removing a set S from a linear consumer
                 y = W x changes y by W_S x_S, with E||W_S x_S||^2 = sum_{i,j in S} (W_i.W_j) E[x_i x_j].
                 Each channel scores the accumulated error at the step the greedy order removes it,
-                so a plan that keeps the top-k keeps exactly the greedy survivors.
+                so a plan that keeps the top-k keeps exactly the greedy survivors. With lstsq
+                compensation the cost is what the refit cannot recover (criteria_refit.py).
 """
 
 from __future__ import annotations
@@ -34,14 +35,21 @@ def sites_of(analysis: Analysis, group: Group, calib: Calibration) -> list[tuple
     return out
 
 
-def score_group_data(analysis: Analysis, group: Group, criterion: str, calib: Calibration) -> np.ndarray | None:
-    """Scores (higher = keep), or None where no calibrated consumer reads the group."""
+def score_group_data(analysis: Analysis, group: Group, criterion: str, calib: Calibration, *,
+                     refit: bool = False) -> np.ndarray | None:
+    """Scores (higher = keep), or None where no calibrated consumer reads the group. refit: the
+    consumers will be refit by lstsq compensation, so reconstruction ranks by what a refit
+    cannot recover (criteria_refit)."""
     sites = sites_of(analysis, group, calib)
     if not sites:
         return None
     if criterion == "activation":
         return _activation(sites, calib)
-    return _greedy_order(_removal_cost_matrix(analysis, sites, calib, group.size))
+    if refit:
+        from .criteria_refit import refit_order
+
+        return refit_order(analysis, sites, calib, group.size)
+    return _greedy_order(removal_cost(analysis, sites, calib, group.size))
 
 
 def apoz(analysis: Analysis, group: Group, calib: Calibration) -> np.ndarray | None:
@@ -71,7 +79,7 @@ def consumer_matrix(analysis: Analysis, site: Site) -> np.ndarray:
     return np.moveaxis(w, site.param.axis, -1).reshape(-1, k)
 
 
-def _removal_cost_matrix(analysis, sites, calib: Calibration, size: int) -> np.ndarray:
+def removal_cost(analysis, sites, calib: Calibration, size: int) -> np.ndarray:
     """M[c, d]: the cross term of channels c and d in the consumers' squared output change."""
     total = np.zeros((size, size))
     for site, onehot in sites:

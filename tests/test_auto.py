@@ -243,3 +243,24 @@ def test_top1_agreement_counts_rows_like_bench():
     assert fidelity([ref], [got])["top1_agreement"] == pytest.approx(same.mean()) == 0.75
     probs = np.array([[0.2], [0.7]])
     assert _agreeing(np.array([[1.3], [0.7]]), probs).tolist() == [False, True]  # cut at 0.5: the original's range
+
+
+def test_auto_warns_when_the_budget_split_is_too_small_to_judge_it(tmp_path):
+    """19 held-out clips: accuracy's standard error (~7 points) dwarfs a 1-point budget — say so."""
+    from click.testing import CliRunner
+
+    import onnxprune
+    from onnxprune.auto import budget_noise
+    from onnxprune.cli.main import main
+
+    assets = Path(onnxprune.__file__).parent / "assets" / "kws"
+    res = CliRunner().invoke(main, ["auto", str(assets / "kws.onnx"), str(tmp_path / "a.onnx"), "--target-macs", "0.8",
+                                    "--task", "classify", "--labels", str(assets / "labels.json"),
+                                    "--data", str(assets / "calib" / "manifest.jsonl"),
+                                    "--frontend", str(assets / "logmel.onnx"), "--latency-model", "macs",
+                                    "--eval", "20", "--calib", "8"])
+    assert res.exit_code == 0, res.output
+    assert "on 19 held-out feeds" in res.output
+    assert "note: the budget was judged on 19 held-out examples" in res.output and "larger --holdout" in res.output
+    assert budget_noise(93.67, 41) == pytest.approx(3.80, abs=0.01)
+    assert budget_noise(100.0, 2000) < 0.25 < 1.0  # plenty of examples: no note

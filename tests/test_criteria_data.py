@@ -174,3 +174,63 @@ def test_patch_rows_times_flat_kernel_is_the_conv(kernel, pads, strides, dilatio
     geometry = (kernel, pads if auto_pad == "NOTSET" else (0,) * 2 * len(kernel), strides, dilations, auto_pad)
     rows = patch_rows(x, geometry)
     assert np.allclose(rows @ w.reshape(4, -1).T, np.moveaxis(y, 1, -1).reshape(-1, 4), atol=1e-5)
+
+
+def _mixed_channel_model(seed=5) -> onnx.ModelProto:
+    """x (8, 6) -> Gemm to 6 channels, no activation, where channel 3 = 2 * channel 0 - channel 1 (and
+    by far the largest) -> Gemm 6 -> 3. A refit makes channel 3 free to remove."""
+    b = GraphBuilder(seed=seed)
+    x = b.input("x", [8, 6])
+    w1 = b.weight(6, 6).T
+    bias = b.rng.standard_normal(6) * 0.1
+    w1[:, 3] = 5 * (2 * w1[:, 0] - w1[:, 1])
+    bias[3] = 5 * (2 * bias[0] - bias[1])
+    h = b.op("Gemm", [x, b.const(w1), b.const(bias)])
+    return b.model([b.op("Gemm", [h, b.const(b.weight(3, 6).T)])], ir_version=10)
+
+
+def test_reconstruction_with_refit_removes_a_predictable_channel_first():
+    """Channels 0, 1 and 3 are linearly dependent, so a refit recovers any one of them exactly: the
+    refit-aware order removes one of them first at no cost (lstsq then loses nothing); the no-refit
+    order (as used with bias compensation) removes a small independent channel, which is lost."""
+    model = _mixed_channel_model()
+    analysis = onnxprune.analyze(model)
+    calib = calibrate(analysis, _feeds(10), moments=True)
+    group = next(g for g in analysis.groups if g.prunable)
+    refit = score_group_data(analysis, group, "reconstruction", calib, refit=True)
+    plain = score_group_data(analysis, group, "reconstruction", calib)
+    first = int(np.argmin(refit))
+    assert first in (0, 1, 3) and refit[first] < 1e-4 * np.median(refit)
+    assert int(np.argmin(plain)) not in (0, 1, 3) and int(np.argmax(plain)) == 3
+    errors = {}
+    for refit_aware in (True, False):
+        r = onnxprune.prune(model, ratio=0.2, round_to=1, criterion="reconstruction",
+                            compensate="lstsq" if refit_aware else "bias", calibration=_feeds(10))
+        assert r.verify.passed
+        errors[refit_aware] = next(c for c in r.compensation if c["inputs_removed"])["error_after"]
+    assert errors[True] < 1e-8 < 1e-4 < errors[False]
+
+
+@pytest.mark.parametrize("ratio", [0.34, 0.5, 0.67])
+def test_refit_order_cost_is_the_exact_refit_error(ratio):
+    """The greedy's accumulated cost when the last channel of a removed set goes equals the error an
+    optimal refit of the kept inputs (and a constant) leaves, tr(W_S (G/G_KK)_SS W_S^T), relative to
+    the output energy: the sequential OBS updates are exact for the set."""
+    from onnxprune.criteria_data import consumer_matrix
+
+    b = GraphBuilder(seed=7)
+    x = b.input("x", [8, 6])
+    h = b.op("Relu", [b.gemm(x, 6, 6)])
+    model = b.model([b.gemm(h, 6, 3)], ir_version=10)
+    analysis = onnxprune.analyze(model)
+    calib = calibrate(analysis, _feeds(12, seed=2), moments=True)
+    group = next(g for g in analysis.groups if g.prunable)
+    scores = score_group_data(analysis, group, "reconstruction", calib, refit=True)
+    site = next(s for s in calib.sites if s.kind == "gemm" and s.param.labels.size == 6)
+    w, g = consumer_matrix(analysis, site), calib.moment(site)
+    removed = np.argsort(scores)[: int(round(ratio * 6))]
+    kept = np.r_[np.setdiff1d(np.arange(6), removed), 6]  # the constant is always there
+    schur = g[np.ix_(removed, removed)] - g[np.ix_(removed, kept)] @ np.linalg.solve(
+        g[np.ix_(kept, kept)], g[np.ix_(kept, removed)])
+    exact = np.trace(w[:, removed] @ schur @ w[:, removed].T) / np.trace(w @ g[:6, :6] @ w.T)
+    assert max(scores[removed]) == pytest.approx(exact, rel=1e-3, abs=1e-9)

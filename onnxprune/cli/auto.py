@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..api import check_verified
-from ..auto import auto_prune, check_goal
+from ..auto import auto_prune, budget_noise, check_goal
 from ..errors import UsageError
 from ..io import check_output_path
 from ..compensate import METHODS
@@ -137,6 +137,7 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
                       on_sensitivity=on_sensitivity, on_latency=on_latency,
                       progress=progress)
     found, speedup = done.search, done.measured_speedup
+    n_used = len(evaluate.examples) if evaluate is not None else n_eval
     from .main import print_summary
 
     print_summary(done.result, Path(model).stat().st_size)
@@ -146,8 +147,14 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
     verb = "reached" if found.reached else "NOT reached"
     click.echo(f"goal {goal} {target:g}: {verb} ({found.stop_reason}); got {found.achieved:.3g}{unit}, "
                f"measured speedup {speedup:.2f}x on {provider if latency_model == 'measured' else 'the MACs proxy'}; "
-               f"{metric_name} {_shown(done.metrics, metric):.1f} on {n_eval} held-out feeds from {source} "
+               f"{metric_name} {_shown(done.metrics, metric):.1f} on {n_used} held-out feeds from {source} "
                f"(budget: {budget}); {found.evals} evaluations")
+    if evaluate is not None and max_drop is not None:
+        noise = budget_noise(found.baseline if found.baseline is not None else _shown(done.metrics, metric), n_used)
+        if noise > max_drop:
+            click.echo(f"note: the budget was judged on {n_used} held-out examples, where {metric_name} has a standard "
+                       f"error of about {noise:.1f} points, more than the {max_drop:g} allowed: the result can exceed "
+                       f"the budget on new data; give more --data or a larger --holdout")
     check_verified(done.result)  # before anything is written
     data_out = done.report() | {"feeds": source}
     if plot:  # first: the one writer that can fail on a missing package
