@@ -2,13 +2,13 @@
 `auto` — task metric on held-out voices, measured latency. Reproduces the README's results tables.
 
 Calibration (and auto's budget checks) use the model's calib set only: its deterministic 60/40
-split (--holdout 0.4) gives calibration clips and a *dev* split for auto's budget (with 20 % the
-dev split was 41 KWS clips / 12 utterances, whose noise auto overfits: 8.7 points over budget on
-the eval set; see `onnxprune.auto.budget_noise`); the reported metric is on
+split (--holdout 0.4) gives calibration clips and a *dev* split for auto's budget (with --holdout
+0.2 the dev split is 41 KWS clips / 12 utterances, whose noise auto overfits; see
+`onnxprune.auto.budget_noise`); the reported metric is on
 the eval set (voices never seen in training or calibration). All models of a case are timed in one
 interleaved run (ONNX Runtime CPU, 1 thread, p50).
 
-    python benchmarks/zoo_results.py [kws|ctc ...] [--runs 500]   # -> benchmarks/results/zoo_<case>.md
+    python benchmarks/zoo_results.py [kws|ctc ...] [--runs 500] [--holdout 0.4]   # -> benchmarks/results/zoo_<case>.md
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from onnxprune.io import load_model, save_model  # noqa: E402
 from onnxprune.task_eval import TaskEvaluator  # noqa: E402
 
 ZOO = ROOT / "models" / "zoo"
-HOLDOUT = 0.4  # of the calib set, for auto's budget (dev split)
 CASES = {
     "kws": dict(model=ZOO / "kws_dscnn.onnx", front=str(ZOO / "logmel_frontend.onnx"), data=ZOO / "data" / "kws",
                 task=TaskConfig("classify", labels_file=str(ZOO / "kws_labels.json")), metric="accuracy", shapes=None),
@@ -48,6 +47,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=500)
     ap.add_argument("--ratios", default="0.25,0.375,0.5")
     ap.add_argument("--targets", default="1.25,1.5,2.0")
+    ap.add_argument("--holdout", type=float, default=0.4, help="Fraction of the calib set for auto's dev split.")
     args = ap.parse_args()
     for name in args.cases:
         run_case(name, CASES[name], args)
@@ -56,7 +56,7 @@ def main() -> None:
 def run_case(name: str, case: dict, args) -> None:
     model_path, FRONT, TASK, shapes = case["model"], case["front"], case["task"], case["shapes"]
     model = load_model(model_path)
-    calib_data = DataConfig(str(case["data"] / "calib" / "manifest.jsonl"), frontend=FRONT, holdout=HOLDOUT)
+    calib_data = DataConfig(str(case["data"] / "calib" / "manifest.jsonl"), frontend=FRONT, holdout=args.holdout)
     calib = [ex.feeds for ex in load_examples(model, split_examples(calib_data)[0])]
     tmp = Path(tempfile.mkdtemp(prefix="zoo-kws-"))
     variants = [("original", str(model_path), {})]
@@ -100,7 +100,7 @@ def write(name, key, rows, bench, args, case) -> None:
     lines = [f"Command: `python benchmarks/zoo_results.py {name} --runs {args.runs}` — {mc['cpu']}, {mc['cores']} cores, "
              f"onnxruntime {mc['onnxruntime']} CPU, 1 thread, p50 of {args.runs} interleaved runs; {key} on the "
              f"held-out-voice eval set ({case['data'].relative_to(ROOT)}/eval, {bench['timing']['inputs']}); "
-             f"calibration and auto's budget (drop <= 1 point on the dev split, {HOLDOUT:.0%} of the calib set) never see it.",
+             f"calibration and auto's budget (drop <= 1 point on the dev split, {args.holdout:.0%} of the calib set) never see it.",
              "", f"| model | params | MACs | p50 ms | speedup | {key} | top-1 agreement with original |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
