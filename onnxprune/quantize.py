@@ -132,9 +132,18 @@ def _preprocess(src: Path, tmpdir: Path) -> Path:
 
 
 def _run_quantizer(src: Path, target: Path, config: QuantizeConfig) -> int:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # ORT's quantizer warns through the root logger: quiet it, then restore
+    try:
+        return _quantize(src, target, config)
+    finally:
+        root.setLevel(level)
+
+
+def _quantize(src: Path, target: Path, config: QuantizeConfig) -> int:
     from onnxruntime import quantization as q
 
-    logging.getLogger().setLevel(logging.ERROR)  # ORT's quantizer warns through the root logger
     common = dict(per_channel=config.per_channel, nodes_to_exclude=list(config.exclude) or None)
     if config.mode == "dynamic":
         q.quantize_dynamic(str(src), str(target), weight_type=q.QuantType.QInt8, **common)

@@ -108,3 +108,19 @@ def test_bundled_dynamic_via_cli(tmp_path):
     assert r.exit_code == 0, r.output
     assert out.stat().st_size < bundled_model().stat().st_size
     assert "onnxruntime loads it" in r.output
+
+
+def test_quantize_leaves_the_root_logger_as_it_found_it(tmp_path):
+    import logging
+
+    from onnxprune.quantize import QuantizeConfig, quantize
+    from builders import bundled_model
+
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(logging.INFO)
+    try:
+        quantize(bundled_model(), tmp_path / "q.onnx", QuantizeConfig(mode="dynamic"))
+        assert root.level == logging.INFO
+    finally:
+        root.setLevel(before)
