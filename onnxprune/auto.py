@@ -274,7 +274,7 @@ def auto_prune(model_or_path, *, goal: str, target: float, max_drop: float | Non
     `latency` is "measured" (LatencyModel on `provider`), "macs" (MacsLatency) or an object with
     their interface. Sensitivity always uses fidelity on `calib` calibration feeds."""
     from .errors import UsageError as _Usage
-    from .fidelity import Fidelity, make_feeds
+    from .fidelity import Fidelity, make_feeds, split_part
     from .io import load_model
     from .latency_model import LatencyModel, MacsLatency, check_provider
     from .sensitivity import measure_sensitivity
@@ -286,16 +286,17 @@ def auto_prune(model_or_path, *, goal: str, target: float, max_drop: float | Non
     from .criteria_data import DATA_CRITERIA
 
     calibration = None
+    pool = split_part(model, data, 0) if data is not None else None  # read once: statistics and sensitivity
     if compensation != "none" or criterion in DATA_CRITERIA:
         if data is None:
             raise _Usage(f"--criterion {criterion} / --compensate {compensation} need calibration data (--data)")
-        calibration = make_feeds(model, {}, count=calib_examples, seed=seed, data=data, part=0)
+        calibration = make_feeds(model, {}, count=calib_examples, seed=seed, pool=pool)
     space = WidthSpace(model, shapes=shapes, criterion=criterion, round_to=round_to, exclude=exclude,
                        allow_io_change=allow_io_change, seed=seed, calibration=calibration, compensate=compensation)
     if not space.groups:
         raise _Usage("the model has no prunable group (see onnxprune inspect)")
     ins = space.analysis.input_shapes
-    sens = measure_sensitivity(space, Fidelity(model, make_feeds(model, ins, count=calib, seed=seed, data=data, part=0)))
+    sens = measure_sensitivity(space, Fidelity(model, make_feeds(model, ins, count=calib, seed=seed, pool=pool)))
     if on_sensitivity:
         on_sensitivity(sens)
     if evaluate is None:

@@ -28,10 +28,13 @@ from .runtime import make_session, random_feeds
 
 
 def make_feeds(model: onnx.ModelProto, shapes: dict, *, count: int, seed: int, data=None,
-               part: int = 0, parts: int = 2) -> list[dict]:
+               part: int = 0, parts: int = 2, pool: list | None = None) -> list[dict]:
     """`count` feeds: with `data` (a DataConfig), examples of its calibration split (part 0) or
     held-out split (part 1; the data module's deterministic split by file, so the two never
-    share a clip); else seeded random inputs (seeds seed+part*100000 onwards)."""
+    share a clip), or of `pool` when that split was read already; else seeded random inputs
+    (seeds seed+part*100000 onwards)."""
+    if pool is not None:
+        return [ex.feeds for ex in spread(pool, count)]
     if data is not None:
         return [ex.feeds for ex in held_out_examples(model, data, count=count, part=part)]
     session = make_session(model)
@@ -40,16 +43,25 @@ def make_feeds(model: onnx.ModelProto, shapes: dict, *, count: int, seed: int, d
 
 def held_out_examples(model: onnx.ModelProto, data, *, count: int, part: int) -> list:
     """Up to `count` Examples of the calibration (part 0) or evaluation (part 1) split."""
+    return spread(split_part(model, data, part), count)
+
+
+def split_part(model: onnx.ModelProto, data, part: int) -> list:
+    """Every Example of the calibration (part 0) or evaluation (part 1) split, read once."""
     from .data import DataError, load_examples, split_examples
 
-    config = split_examples(data)[part]
-    examples = list(load_examples(model, config))
-    if len(examples) > count:  # a spread over the split, not its first files (often one class)
-        picks = np.linspace(0, len(examples) - 1, count).round().astype(int)
-        examples = [examples[i] for i in picks]
+    examples = list(load_examples(model, split_examples(data)[part]))
     if not examples:
         raise DataError(f"--data {data.path}: too few examples to split into calibration and evaluation")
     return examples
+
+
+def spread(examples: list, count: int) -> list:
+    """`count` examples spread over the list, not its first files (often one class)."""
+    if len(examples) <= count:
+        return examples
+    picks = np.linspace(0, len(examples) - 1, count).round().astype(int)
+    return [examples[i] for i in picks]
 
 
 class Fidelity:
