@@ -12,7 +12,6 @@ goes through `prune`, which verifies it, so `prune --plan` replays it to the sam
 from __future__ import annotations
 
 import math
-
 import time
 from dataclasses import dataclass, field
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
+
 from . import weights
 from .errors import first_line
 

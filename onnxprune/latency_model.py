@@ -42,7 +42,7 @@ def time_rounds(models: dict[str, onnx.ModelProto], feeds: dict, *, provider: st
                 threads: int = 1, runs: int = 100, warmup: int = 10) -> dict[str, list[float]]:
     """Milliseconds of every timed run, models interleaved round-robin (round i of each model
     ran at nearly the same moment, under the same load)."""
-    sessions = {k: make_session(m, providers=(provider,), threads=threads) for k, m in models.items()}
+    sessions = {k: make_session(m, providers=(provider,), threads=threads, prepack=True) for k, m in models.items()}
     times: dict[str, list[float]] = {k: [] for k in sessions}
     for i in range(warmup + runs):
         for k, s in sessions.items():

@@ -16,8 +16,9 @@ _NP_TYPES = {
 
 
 def make_session(model: onnx.ModelProto | bytes | str, *, providers=("CPUExecutionProvider",),
-                 threads: int = 0, optimization: str = "all", quiet: bool = False):
-    """quiet: also silence onnxruntime's own error log (for probes whose failure we report)."""
+                 threads: int = 0, optimization: str = "all", quiet: bool = False, prepack: bool = False):
+    """quiet: also silence onnxruntime's own error log (for probes whose failure we report).
+    prepack: for timing a model whose weights are on disk as it will run (weights.prepare_session)."""
     import onnxruntime as ort
 
     ort.set_default_logger_severity(3)  # shape-merge warnings from exporters' stale value_info are noise
@@ -36,7 +37,7 @@ def make_session(model: onnx.ModelProto | bytes | str, *, providers=("CPUExecuti
     if isinstance(model, onnx.ModelProto):
         from .io import max_ir_version
 
-        model = weights.prepare_session(model, opts)
+        model = weights.prepare_session(model, opts, prepack=prepack)
         if model.ir_version > max_ir_version():  # onnx writes IR 14, ORT 1.31 reads <= 13: as save does
             model = onnx.ModelProto.FromString(model.SerializeToString())
             model.ir_version = max_ir_version()

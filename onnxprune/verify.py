@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import onnx
 
-from .control_flow import inline_choices, trace
 from . import weights
+from .control_flow import inline_choices, trace
 from .errors import first_line
 from .runtime import make_session, random_feeds
 
