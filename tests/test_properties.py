@@ -24,6 +24,29 @@ from prune_checks import producer
 channels = st.integers(2, 12)
 
 
+BASIC = ("conv", "dw", "bn", "relu", "residual", "concat")
+
+
+def basic_block(b, draw, kind: str, h: str, c: int) -> tuple[str, int]:
+    """One block both graph strategies draw from: (output, its channels)."""
+    if kind == "conv":
+        cout = draw(channels)
+        return b.conv(h, c, cout, k=draw(st.sampled_from([1, 3])), bias=draw(st.booleans())), cout
+    if kind == "dw":
+        mult = draw(st.sampled_from([1, 2])) if c <= 12 else 1
+        return b.conv(h, c, c * mult, group=c, bias=draw(st.booleans())), c * mult
+    if kind == "bn":
+        return b.bn(h, c), c
+    if kind == "relu":
+        return b.op("Relu", [h]), c
+    if kind == "residual":
+        return b.op("Add", [h, b.conv(b.op("Relu", [h]), c, c, bias=draw(st.booleans()))]), c
+    c1, c2 = draw(channels), draw(channels)  # concat of a 1x1 and a 3x3 branch along channels
+    left = b.conv(h, c, c1, k=1)
+    right = b.op("Relu", [b.conv(h, c, c2)])
+    return b.op("Concat", [left, right], axis=1), c1 + c2
+
+
 @st.composite
 def random_cnn(draw):
     opset = draw(st.sampled_from([11, 13, 17]))
@@ -36,23 +59,8 @@ def random_cnn(draw):
     blocks = draw(st.lists(st.sampled_from(["conv", "dw", "bn", "relu", "residual", "concat", "maxpool"]),
                            min_size=0, max_size=5))
     for kind in blocks:
-        if kind == "conv":
-            cout = draw(channels)
-            h, c = b.conv(h, c, cout, k=draw(st.sampled_from([1, 3])), bias=draw(st.booleans())), cout
-        elif kind == "dw":
-            mult = draw(st.sampled_from([1, 2])) if c <= 12 else 1
-            h, c = b.conv(h, c, c * mult, group=c, bias=draw(st.booleans())), c * mult
-        elif kind == "bn":
-            h = b.bn(h, c)
-        elif kind == "relu":
-            h = b.op("Relu", [h])
-        elif kind == "residual":
-            h = b.op("Add", [h, b.conv(b.op("Relu", [h]), c, c, bias=draw(st.booleans()))])
-        elif kind == "concat":
-            c1, c2 = draw(channels), draw(channels)
-            left = b.conv(h, c, c1, k=1)
-            right = b.op("Relu", [b.conv(h, c, c2)])
-            h, c = b.op("Concat", [left, right], axis=1), c1 + c2
+        if kind in BASIC:
+            h, c = basic_block(b, draw, kind, h, c)
         elif kind == "maxpool" and size >= 2:
             h, size = b.op("MaxPool", [h], kernel_shape=[2, 2], strides=[2, 2]), size // 2
     head = draw(st.sampled_from(["gap_gemm", "flatten_gemm", "nhwc_matmul"]))
@@ -146,21 +154,8 @@ def wider_cnn(draw):
         return b.const(np.array(v), "i", dtype=np.int64)
 
     for kind in draw(st.lists(st.sampled_from(WIDE), max_size=6)):
-        if kind == "conv":
-            cout = draw(channels)
-            h, c = b.conv(h, c, cout, k=draw(st.sampled_from([1, 3])), bias=draw(st.booleans())), cout
-        elif kind == "dw":
-            mult = draw(st.sampled_from([1, 2])) if c <= 12 else 1
-            h, c = b.conv(h, c, c * mult, group=c, bias=draw(st.booleans())), c * mult
-        elif kind == "bn":
-            h = b.bn(h, c)
-        elif kind == "relu":
-            h = b.op("Relu", [h])
-        elif kind == "residual":
-            h = b.op("Add", [h, b.conv(b.op("Relu", [h]), c, c, bias=draw(st.booleans()))])
-        elif kind == "concat":
-            c1, c2 = draw(channels), draw(channels)
-            h, c = b.op("Concat", [b.conv(h, c, c1, k=1), b.op("Relu", [b.conv(h, c, c2)])], axis=1), c1 + c2
+        if kind in BASIC:
+            h, c = basic_block(b, draw, kind, h, c)
         elif kind == "concat_other_axis":
             axis = draw(st.sampled_from([2, 3]))
             h = b.op("Concat", [b.conv(h, c, c, k=1), b.op("Relu", [b.conv(h, c, c)])], axis=axis)
