@@ -25,14 +25,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "models"))
 sys.path.insert(0, str(ROOT))
 
-from onnxprune.auto import search  # noqa: E402
+from onnxprune.search.auto import search  # noqa: E402
 BUNDLED = ROOT / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
-from onnxprune.fidelity import Fidelity, make_feeds  # noqa: E402
-from onnxprune.io import load_model  # noqa: E402
-from onnxprune.latency_model import LatencyModel, paired_speedup, time_rounds  # noqa: E402
-from onnxprune.runtime import make_session, random_feeds  # noqa: E402
-from onnxprune.sensitivity import measure_sensitivity  # noqa: E402
-from onnxprune.widths import WidthSpace  # noqa: E402
+from onnxprune.search.fidelity import Fidelity, make_feeds  # noqa: E402
+from onnxprune.core.io import load_model  # noqa: E402
+from onnxprune.search.latency_model import LatencyModel, paired_speedup, time_rounds  # noqa: E402
+from onnxprune.core.runtime import make_session, random_feeds  # noqa: E402
+from onnxprune.search.sensitivity import measure_sensitivity  # noqa: E402
+from onnxprune.search.widths import WidthSpace  # noqa: E402
 
 
 def cases():

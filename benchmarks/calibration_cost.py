@@ -21,9 +21,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
 
 import onnxprune  # noqa: E402
-from onnxprune.calibrate import calibrate, plain_pass_seconds  # noqa: E402
+from onnxprune.calibration.statistics import calibrate, plain_pass_seconds  # noqa: E402
 BUNDLED = Path(__file__).resolve().parent.parent / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
-from onnxprune.runtime import make_session, random_feeds  # noqa: E402
+from onnxprune.core.runtime import make_session, random_feeds  # noqa: E402
 
 
 def cases():

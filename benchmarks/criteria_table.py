@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE.parent / "models"))
 import onnxprune  # noqa: E402
 import speech_feeds  # noqa: E402
 BUNDLED = Path(__file__).resolve().parent.parent / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
-from onnxprune.runtime import make_session  # noqa: E402
+from onnxprune.core.runtime import make_session  # noqa: E402
 
 RUNS = [("l1", "none"), ("random", "none"), ("l1", "bias"), ("l1", "lstsq"), ("activation", "none"),
         ("activation", "bias"), ("activation", "lstsq"), ("reconstruction", "none"), ("reconstruction", "bias"),

@@ -27,12 +27,12 @@ sys.path.insert(0, str(HERE.parent / "models"))
 import onnxprune  # noqa: E402
 import speech_feeds  # noqa: E402
 from criteria_table import before_softmax  # noqa: E402
-from onnxprune.calibrate import calibrate  # noqa: E402
+from onnxprune.calibration.statistics import calibrate  # noqa: E402
 BUNDLED = Path(__file__).resolve().parent.parent / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
-from onnxprune.criteria_data import score_group_data  # noqa: E402
-from onnxprune.rewrite import apply_removal  # noqa: E402
-from onnxprune.runtime import make_session  # noqa: E402
-from onnxprune.scoring import score_group  # noqa: E402
+from onnxprune.calibration.criteria import score_group_data  # noqa: E402
+from onnxprune.prune.rewrite import apply_removal  # noqa: E402
+from onnxprune.core.runtime import make_session  # noqa: E402
+from onnxprune.prune.criteria import score_group  # noqa: E402
 
 CRITERIA = ("l1", "l2", "activation", "reconstruction")
 

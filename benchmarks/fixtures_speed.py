@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "models"))
 
 import onnxprune  # noqa: E402
-from onnxprune.runtime import make_session, random_feeds  # noqa: E402
+from onnxprune.core.runtime import make_session, random_feeds  # noqa: E402
 
 
 def cases():

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import onnxprune  # noqa: E402
 from onnxprune.bench import BenchConfig, run_bench  # noqa: E402
-from onnxprune.runtime import random_feeds  # noqa: E402
+from onnxprune.core.runtime import random_feeds  # noqa: E402
 
 MAC_OPS = {"Conv", "FusedConv", "NchwcConv", "ConvTranspose", "Gemm", "MatMul", "FusedMatMul", "FusedGemm",
            "LSTM", "GRU", "RNN", "DynamicQuantizeLSTM", "QLinearConv", "MatMulInteger"}

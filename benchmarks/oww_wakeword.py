@@ -29,8 +29,8 @@ from fetch import fetch  # noqa: E402
 from synth_speech import synth_festival, synth_flite  # noqa: E402
 
 from onnxprune.api import PruneConfig, check_verified, prune  # noqa: E402
-from onnxprune.io import load_model, save_model  # noqa: E402
-from onnxprune.runtime import make_session  # noqa: E402
+from onnxprune.core.io import load_model, save_model  # noqa: E402
+from onnxprune.core.runtime import make_session  # noqa: E402
 
 NEGATIVES = ["hello there", "what time is it", "turn on the light", "alexander", "play some music", "a lexical test",
              "good morning", "stop the timer"]

@@ -21,9 +21,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import onnxprune  # noqa: E402
-from onnxprune.runtime import random_feeds  # noqa: E402
-from onnxprune.shapes import infer_value_shapes  # noqa: E402
-from onnxprune.stats import _node_macs  # noqa: E402
+from onnxprune.core.runtime import random_feeds  # noqa: E402
+from onnxprune.core.shapes import infer_value_shapes  # noqa: E402
+from onnxprune.core.cost import _node_macs  # noqa: E402
 
 from latency_efficiency import _profiled_session  # noqa: E402
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
 
 import onnxprune  # noqa: E402
 BUNDLED = Path(__file__).resolve().parent.parent / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
-from onnxprune.runtime import make_session, random_feeds  # noqa: E402
+from onnxprune.core.runtime import make_session, random_feeds  # noqa: E402
 
 
 def cases():
@@ -56,7 +56,7 @@ def main():
                 s.run(None, feeds)
                 times[k].append(time.perf_counter() - t)
         med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-        params = {k: onnxprune.stats.count_params(m) for k, m in variants.items()}
+        params = {k: onnxprune.core.cost.count_params(m) for k, m in variants.items()}
         raw[name] = {"median_ms": med, "params": params}
         for k in variants:
             rows.append([name, k, params[k], f"{med[k]:.3f}", f"{med['original'] / med[k]:.2f}x",

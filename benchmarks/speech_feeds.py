@@ -41,7 +41,7 @@ def kws_feeds(folder: Path) -> list[dict]:
 
 
 def embedding_feeds(folder: Path, melspectrogram: Path) -> list[dict]:
-    from onnxprune.runtime import make_session
+    from onnxprune.core.runtime import make_session
 
     mel = make_session(str(melspectrogram))
     name = mel.get_inputs()[0].name

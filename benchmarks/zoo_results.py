@@ -4,7 +4,7 @@
 Calibration (and auto's budget checks) use the model's calib set only: its deterministic 60/40
 split (--holdout 0.4) gives calibration clips and a *dev* split for auto's budget (with --holdout
 0.2 the dev split is 41 KWS clips / 12 utterances, whose noise auto overfits; see
-`onnxprune.auto.budget_noise`); the reported metric is on
+`onnxprune.search.auto.budget_noise`); the reported metric is on
 the eval set (voices never seen in training or calibration). All models of a case are timed in one
 interleaved run (ONNX Runtime CPU, 1 thread, p50).
 
@@ -23,13 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from onnxprune.api import PruneConfig, check_verified, prune  # noqa: E402
-from onnxprune.auto import auto_prune  # noqa: E402
+from onnxprune.search.auto import auto_prune  # noqa: E402
 from onnxprune.bench.evaluate import BenchConfig, run_bench  # noqa: E402
 from onnxprune.bench.tasks import TaskConfig  # noqa: E402
 from onnxprune.data import DataConfig, load_examples, split_examples  # noqa: E402
-from onnxprune.fidelity import held_out_examples  # noqa: E402
-from onnxprune.io import load_model, save_model  # noqa: E402
-from onnxprune.task_eval import TaskEvaluator  # noqa: E402
+from onnxprune.search.fidelity import held_out_examples  # noqa: E402
+from onnxprune.core.io import load_model, save_model  # noqa: E402
+from onnxprune.search.task_eval import TaskEvaluator  # noqa: E402
 
 ZOO = ROOT / "models" / "zoo"
 CASES = {

@@ -6,7 +6,7 @@ licence is ours. Many *voices* (espeak-ng accents x voice variants, flite and fe
 stand in for speakers, and the split is **by voice**: evaluation voices (held-out espeak variants,
 a held-out accent, one flite and one festival voice) are never heard in training.
 
-    python models/synth_speech.py kws     # base utterances -> ~/.cache/onnxprune/zoo-synth/kws_base.npz
+    python models/kws_data.py     # base utterances (cached in ~/.cache/onnxprune/zoo-synth/) + the committed sets
 
 Everything is seeded: the same command gives the same utterances and the same split.
 """
@@ -169,18 +169,6 @@ def load_records(path: Path) -> list[dict]:
     keys = ("label", "text", "voice", "engine", "heldout")
     return [dict(audio=audio[off[i]:off[i + 1]].astype(np.float32) / 32767, **{k: z[k][i].item() for k in keys})
             for i in range(len(off) - 1)]
-
-
-if __name__ == "__main__":
-    task = sys.argv[1] if len(sys.argv) > 1 else "kws"
-    if task == "kws":
-        from kws_data import build_base
-        build_base()
-    elif task == "ctc":
-        from ctc_data import build_base
-        build_base()
-    else:
-        sys.exit(f"unknown task {task!r} (kws or ctc)")
 
 
 def cached_base(path: Path, plan) -> list[dict]:

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from onnxprune.data.frontend import with_affine  # noqa: E402
-from onnxprune.io import load_model, save_model  # noqa: E402
+from onnxprune.core.io import load_model, save_model  # noqa: E402
 
 OPENWAKEWORD = {"in_scale": 32768.0, "out_scale": 0.1, "out_shift": 2.0}
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .api import PruneConfig, check_verified, prune
+from .prune.pipeline import PruneConfig, check_verified, prune
 from .bench.evaluate import BenchConfig, run_bench
 from .bench.tasks import TaskConfig
 from .data import DataConfig, load_examples
-from .io import load_model, save_model
+from .core.io import load_model, save_model
 
 
 def bundled(name: str) -> Path:

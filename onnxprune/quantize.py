@@ -20,9 +20,9 @@ import onnx
 
 from .data import DataConfig, DataError, load_examples
 from .errors import ModelError, UsageError, first_line
-from . import weights
-from .io import EXTERNAL_DATA_THRESHOLD, check_output_path, clamp_ir_version, load_model, save_model
-from .runtime import make_session, random_feeds
+from .core import external
+from .core.io import EXTERNAL_DATA_THRESHOLD, check_output_path, clamp_ir_version, load_model, save_model
+from .core.runtime import make_session, random_feeds
 
 MODES = ("dynamic", "static")
 FORMATS = ("qdq", "qoperator")
@@ -95,8 +95,8 @@ def quantize(model_path, output_path, config: QuantizeConfig | None = None) -> Q
     tmpdir = Path(tempfile.mkdtemp(prefix=".onnxprune-q-", dir=out.parent if str(out.parent) else "."))
     try:
         src = tmpdir / "input.onnx"
-        if weights.external_bytes(original) < EXTERNAL_DATA_THRESHOLD:
-            weights.read_in(original)  # ORT's pre-processing copies the model file without its data
+        if external.external_bytes(original) < EXTERNAL_DATA_THRESHOLD:
+            external.read_in(original)  # ORT's pre-processing copies the model file without its data
         save_model(original, src)
         if config.preprocess:
             src = _preprocess(src, tmpdir)

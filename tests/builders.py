@@ -7,7 +7,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 import onnxprune
-from onnxprune.runtime import make_session, random_feeds
+from onnxprune.core.runtime import make_session, random_feeds
 
 
 class GraphBuilder:

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from onnxprune.graph import GraphIndex
+from onnxprune.core.graph import GraphIndex
 
 
 def producer(model: onnx.ModelProto, output: str) -> onnx.NodeProto:

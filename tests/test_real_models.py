@@ -8,7 +8,7 @@ import pytest
 
 import onnxprune
 from builders import assert_pruned_ok, assert_ratio0_identical
-from onnxprune.io import load_model
+from onnxprune.core.io import load_model
 
 pytestmark = pytest.mark.realmodel
 
@@ -72,7 +72,7 @@ def test_pruned_file_roundtrip(real_model, tmp_path):
     out = tmp_path / "a.onnx"
     result.save(out)
     back = onnx.load(str(out))
-    assert back.ir_version <= onnxprune.io.max_ir_version()
+    assert back.ir_version <= onnxprune.core.io.max_ir_version()
     assert [i.name for i in back.graph.input] == [i.name for i in model.graph.input]
     onnx.checker.check_model(back, full_check=True)
     assert np.isfinite(result.verify.max_abs_diff)

@@ -50,6 +50,6 @@ def test_transformer_residual_stream_is_blocked_with_reason():
 
 def test_head_reshape_constants_updated():
     result = onnxprune.prune(FIXTURES / "transformer_dynamo.onnx", ratio=0.5)
-    shapes = [list(onnxprune.graph.GraphIndex.build(result.model).const(n.input[1]))
+    shapes = [list(onnxprune.core.graph.GraphIndex.build(result.model).const(n.input[1]))
               for n in result.model.graph.node if n.op_type == "Reshape"]
     assert [50, 2, 16] in shapes and [1, 2, 50, 16] in shapes and [50, 1, 3, 32] in shapes

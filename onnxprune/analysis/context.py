@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from ..graph import GraphIndex, node_label
+from ..core.graph import GraphIndex, node_label
 from .atoms import FIXED, Atoms
 
 

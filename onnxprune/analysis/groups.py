@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from ..graph import GraphIndex, attr, iter_nodes, node_label, outer_scope_names, subgraphs
+from ..core.graph import GraphIndex, attr, iter_nodes, node_label, outer_scope_names, subgraphs
 from ..errors import UsageError
-from ..fold import fold_constants
-from ..handlers import handler_for
-from ..control_flow import BRANCHES, all_ifs, if_key
-from ..shapes import input_shapes, probe
+from ..core.fold import fold_constants
+from .handlers import handler_for
+from ..core.branches import BRANCHES, all_ifs, if_key
+from ..core.shapes import input_shapes, probe
 from .atoms import FIXED, Atoms
 from .context import ParamSlice, PropagateContext, Source
 

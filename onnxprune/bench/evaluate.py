@@ -13,11 +13,11 @@ import numpy as np
 
 from ..data import DataConfig, DataError, load_examples
 from ..errors import ModelError, UsageError, first_line
-from ..graph import GraphIndex
-from ..io import load_model
-from ..runtime import random_feeds
-from ..shapes import infer_value_shapes, input_shapes, parse_shape_specs
-from ..stats import count_macs, count_params
+from ..core.graph import GraphIndex
+from ..core.io import load_model
+from ..core.runtime import random_feeds
+from ..core.shapes import infer_value_shapes, input_shapes, parse_shape_specs
+from ..core.cost import count_macs, count_params
 from . import memory
 from .latency import TimingPlan, summarize, time_interleaved
 from .metrics import fidelity

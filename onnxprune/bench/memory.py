@@ -38,7 +38,7 @@ def _peak_kb() -> int:
 def measure_child(spec: dict) -> dict:
     import onnxruntime  # noqa: F401  (its import cost belongs to the baseline)
 
-    from ..runtime import random_feeds
+    from ..core.runtime import random_feeds
     from .providers import create_session
 
     before = _status_kb("VmRSS") or _peak_kb()

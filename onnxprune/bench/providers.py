@@ -88,7 +88,7 @@ def create_session(model, full: str, *, threads: int = 0, inter_threads: int = 0
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[opt_level]
     if isinstance(model, onnx.ModelProto):
-        from ..weights import prepare_session
+        from ..core.external import prepare_session
 
         model = prepare_session(model, opts, prepack=True).SerializeToString()  # timed as deployed
     elif not isinstance(model, bytes):

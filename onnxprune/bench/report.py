@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-from ..cli.common import human, table
 
 
 def _f(x, fmt="{:.3f}", none="-"):
@@ -133,3 +132,21 @@ def sweep_markdown(sweep: dict, command: str | None = None) -> str:
         lines.append(f"\nratio {f['ratio']:g}: verification FAILED, not benchmarked ({f['message']})")
     lines += ["", "Benchmark detail:", ""] + markdown(sweep["bench"]).splitlines()[2:]
     return "\n".join(lines) + "\n"
+
+
+def human(n: float) -> str:
+    for unit in ("", "K", "M", "G", "T"):
+        if abs(n) < 1000:
+            return f"{n:.0f}{unit}" if unit == "" else f"{n:.2f}{unit}"
+        n /= 1000
+    return f"{n:.2f}P"
+
+
+def table(rows: list[list], headers: list[str]) -> str:
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    for r in cells:
+        out.append("  ".join(c.rjust(w) if c[:1].isdigit() or c[:1] in "-+" else c.ljust(w) for c, w in zip(r, widths)))
+    return "\n".join(out)

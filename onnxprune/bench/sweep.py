@@ -10,10 +10,10 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from .. import weights
-from ..api import PruneConfig, prune
+from ..core import external
+from ..prune.pipeline import PruneConfig, prune
 from ..errors import UsageError
-from ..io import load_model, save_model
+from ..core.io import load_model, save_model
 from .evaluate import BenchConfig, run_bench
 from .tasks import TASK_QUALITY
 
@@ -82,7 +82,7 @@ def _sweep(model_path, ratios, prune_cfg, bench_cfg, out: Path, fidelity_key: st
         if ratio == 0:
             points.append({"ratio": 0.0, "model": "original", "path": str(model_path)})
             continue
-        with weights.scratch():  # only the saved file is used afterwards
+        with external.scratch():  # only the saved file is used afterwards
             result = prune(model, config=dataclasses.replace(prune_cfg, ratio=ratio))
             v, resized_io = result.verify, result.resized_io
             if v is None or v.passed:

@@ -7,12 +7,11 @@ from pathlib import Path
 import click
 
 from ..api import check_verified
-from ..auto import auto_prune, budget_noise, check_goal
+from ..search.auto import auto_prune, budget_noise, check_goal
 from ..errors import UsageError
-from ..io import check_output_path
-from ..compensate import METHODS
-from ..criteria_data import DATA_CRITERIA
-from ..scoring import CRITERIA
+from ..core.io import check_output_path
+from ..calibration.compensate import METHODS
+from ..prune import criteria
 from .common import describe_written, run_command, shape_option, verbose_option, write_json
 from .bench import task_options
 from .data_options import data_options
@@ -34,10 +33,10 @@ def _task_evaluator(model, data, kw: dict, n_eval: int, shapes):
     if data is None:
         raise UsageError(f"--task {kw['task']} needs labelled --data")
     from ..bench.tasks import TaskConfig
-    from ..fidelity import held_out_examples
-    from ..io import load_model
+    from ..search.fidelity import held_out_examples
+    from ..core.io import load_model
     from ..bench.tasks import TASK_QUALITY
-    from ..task_eval import TaskEvaluator
+    from ..search.task_eval import TaskEvaluator
 
     cfg = TaskConfig(task=kw["task"], labels_file=kw["labels_file"], positive=kw["positive"], threshold=kw["threshold"],
                      segments=kw["segments"], frame_hop=kw["frame_hop"], vocab=kw["vocab"], blank=kw["blank"],
@@ -60,7 +59,7 @@ def _shown(metrics: dict, key: str) -> float:
 @click.option("--max-drop", type=float,
               help="Budget: points the metric may fall (top-1 agreement with the original, %; default 1 unless --min-snr).")
 @click.option("--min-snr", type=float, help="Budget: output SNR vs the original must stay >= this many dB.")
-@click.option("--criterion", type=click.Choice(CRITERIA + DATA_CRITERIA), default="l1", show_default=True)
+@click.option("--criterion", type=click.Choice(criteria.NAMES), default="l1", show_default=True)
 @click.option("--compensate", type=click.Choice(METHODS), default="none", show_default=True,
               help="Repair each candidate's consumers from calibration data (as prune --compensate).")
 @click.option("--round-to", type=int, default=4, show_default=True, help="Keep a multiple of N channels per group.")
@@ -138,7 +137,7 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
                       progress=progress)
     found, speedup = done.search, done.measured_speedup
     n_used = len(evaluate.examples) if evaluate is not None else n_eval
-    from .main import print_summary
+    from .prune import print_summary
 
     print_summary(done.result, Path(model).stat().st_size)
     budget = " and ".join(([f"drop <= {max_drop:g}"] if max_drop is not None else [])
@@ -158,7 +157,7 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
     check_verified(done.result)  # before anything is written
     data_out = done.report() | {"feeds": source}
     if plot:  # first: the one writer that can fail on a missing package
-        from ..auto_plot import plot_trajectory
+        from ..search.plot import plot_trajectory
 
         plot_trajectory(data_out, plot, title=f"{Path(model).name}: {goal} {target:g}, budget {budget} — {verb}")
     if report:

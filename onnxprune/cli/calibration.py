@@ -3,17 +3,17 @@ data-aware option without --data is one line of usage error."""
 
 from __future__ import annotations
 
-from ..criteria_data import DATA_CRITERIA
 from ..data import DataConfig, load_examples
 from ..errors import UsageError
+from ..prune import criteria
 
 
 def calibration_feeds(model, data: DataConfig | None, shapes, criterion: str, compensate: str):
     """The feed dicts of --data (a one-pass generator), or None. Data-aware criteria and compensation require --data."""
-    needs = criterion in DATA_CRITERIA or compensate != "none"
+    needs = criteria.needs_data(criterion, compensate)
     if data is None:
         if needs:
-            what = f"--criterion {criterion}" if criterion in DATA_CRITERIA else f"--compensate {compensate}"
+            what = f"--criterion {criterion}" if criteria.get(criterion).needs_data else f"--compensate {compensate}"
             raise UsageError(f"{what} needs calibration data: pass --data (audio folder, manifest or .npz dumps)")
         return None
     if not needs:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ..bench.report import human, table  # noqa: F401  (re-exported for the commands)
 from ..errors import OnnxpruneError
 
 
@@ -90,21 +91,3 @@ def describe_written(files) -> str:
     size = sum(Path(f).stat().st_size for f in files)
     beside = f", weights in {Path(files[1]).name}" if len(files) > 1 else ""
     return f"{files[0]} ({human(size)}B{beside})"
-
-
-def human(n: float) -> str:
-    for unit in ("", "K", "M", "G", "T"):
-        if abs(n) < 1000:
-            return f"{n:.0f}{unit}" if unit == "" else f"{n:.2f}{unit}"
-        n /= 1000
-    return f"{n:.2f}P"
-
-
-def table(rows: list[list], headers: list[str]) -> str:
-    cells = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    out = [line, "  ".join("-" * w for w in widths)]
-    for r in cells:
-        out.append("  ".join(c.rjust(w) if c[:1].isdigit() or c[:1] in "-+" else c.ljust(w) for c, w in zip(r, widths)))
-    return "\n".join(out)

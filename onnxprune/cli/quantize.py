@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..quantize import CALIBRATION, FORMATS, MODES, QuantizeConfig, quantize as run_quantize
-from ..shapes import parse_shape_specs
+from ..core.shapes import parse_shape_specs
 from .common import human, run_command, shape_option, verbose_option
 from .data_options import data_options
 

@@ -11,12 +11,11 @@ import click
 from ..api import PruneConfig
 from ..bench.report import jsonable, sweep_markdown, sweep_rows
 from ..bench.sweep import FIDELITY_QUALITY, parse_ratios, run_sweep
-from ..compensate import METHODS
-from ..criteria_data import DATA_CRITERIA
+from ..calibration.compensate import METHODS
 from ..data import split_examples
 from ..errors import UsageError
-from ..io import load_model
-from ..scoring import CRITERIA
+from ..core.io import load_model
+from ..prune import criteria
 from .calibration import calibration_feeds
 from .bench import bench_config, command_line, session_options, task_options
 from .common import run_command, table, verbose_option, write_json
@@ -25,7 +24,7 @@ from .data_options import data_options
 # Prune options forwarded to PruneConfig: each option's destination name is a PruneConfig field,
 # so a new pruning option (e.g. --compensate) is one more line here and nothing else.
 PRUNE_OPTIONS = [
-    click.option("--criterion", type=click.Choice(CRITERIA + DATA_CRITERIA), default="l1", show_default=True,
+    click.option("--criterion", type=click.Choice(criteria.NAMES), default="l1", show_default=True,
                  help="activation/reconstruction calibrate on --data (its non-held-out side with --holdout)."),
     click.option("--compensate", type=click.Choice(METHODS), default="none", show_default=True,
                  help="Repair consumers of removed channels from calibration data (as prune --compensate)."),
@@ -73,7 +72,7 @@ def sweep(model, ratios, data, split, quality, fidelity_inputs, out_dir, verbose
         raise UsageError(f"--round-to {kw['round_to']} must be at least 1")
     pcfg = prune_config(kw)
     calib_data, eval_data = split_examples(data) if data is not None and split else (data, data)
-    if pcfg.criterion in DATA_CRITERIA or pcfg.compensate != "none":
+    if pcfg.needs_data:
         feeds = calibration_feeds(load_model(model), calib_data, pcfg.shapes, pcfg.criterion, pcfg.compensate)
         pcfg = dataclasses.replace(pcfg, calibration=list(feeds))  # read once, used at every ratio
         if not split:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from .config import DataError
 
-from . import DataError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
 

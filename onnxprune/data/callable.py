@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from .config import DataError
 
-from . import DataError
 
 
 def load_callable(spec: str):

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+from .config import DataError
 
-from . import DataError
 from .audio import to_dtype
 
 

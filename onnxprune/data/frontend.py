@@ -13,9 +13,9 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..errors import ModelError, first_line
-from ..io import clamp_ir_version, load_model
-from ..runtime import make_session
-from . import DataError
+from ..core.io import clamp_ir_version, load_model
+from ..core.runtime import make_session
+from .config import DataError
 from .fit import input_specs, is_waveform, shape_text
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..io import load_model
-from . import DataConfig, DataError, Example
+from ..core.io import load_model
+from .config import DataConfig, DataError, Example
 from .audio import read_audio
 from .fit import fit_features, input_specs, is_waveform, shape_text, waveform_feeds
-from .sources import Item, discover
+from .sources import Item, discover, item_keys
 from .split import check, keep_fn
 
 DEFAULT_RATE = 16000
@@ -74,7 +74,7 @@ def _audio_examples(model: onnx.ModelProto, config: DataConfig, items: list[Item
 def _converter(model: onnx.ModelProto, config: DataConfig, rate: int):
     """A function (samples, source, seconds) -> iterable of (start seconds, feeds)."""
     if config.feeds:
-        from ..runtime import make_session
+        from ..core.runtime import make_session
         from .callable import FeedsCallable
 
         call = FeedsCallable(config.feeds, make_session(model))
@@ -113,26 +113,12 @@ def _progress(items: list):
     if not sys.stderr.isatty() or len(items) < 2:
         yield from items
         return
-    import click
-
-    with click.progressbar(items, label="reading data", file=sys.stderr) as bar:
-        yield from bar
-
-
-def item_keys(kind: str, items: list[Item]) -> list[str]:
-    """The split keys: one per audio item, one per dump row."""
-    return [k for it in items for k in dump_keys(it)] if kind == "dumps" else [it.key for it in items]
-
-
-def dump_keys(item: Item) -> list[str]:
-    """Split keys of a dump file's rows (its first axis), read without loading the arrays."""
-    try:
-        data = np.load(item.path, mmap_mode="r", allow_pickle=False)
-        first = data if isinstance(data, np.ndarray) else data[data.files[0]]
-        rows = first.shape[0] if first.ndim else 1
-    except Exception as exc:
-        raise DataError(f"--data {item.path}: cannot read ({type(exc).__name__}: {exc})") from None
-    return [f"{item.key}[{i}]" for i in range(rows)]
+    for done, item in enumerate(items, 1):
+        yield item
+        width = 30 * done // len(items)
+        sys.stderr.write(f"\rreading data [{'#' * width}{'-' * (30 - width)}] {done}/{len(items)}")
+        sys.stderr.flush()
+    sys.stderr.write("\n")
 
 
 def _dump_examples(model: onnx.ModelProto, config: DataConfig, items: list[Item], keep):

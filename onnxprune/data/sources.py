@@ -10,8 +10,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import DataError
+import numpy as np
+
 from .audio import AUDIO_SUFFIXES
+from .config import DataError
 
 DUMP_SUFFIXES = {".npy", ".npz"}
 MANIFEST_SUFFIXES = {".jsonl", ".json"}
@@ -94,3 +96,19 @@ def _manifest(path: Path):
                        text=None if text is None else str(text), offset=offset, duration=duration)
     if not count:
         raise DataError(f"--data {path}: manifest has no entries")
+
+
+def item_keys(kind: str, items: list[Item]) -> list[str]:
+    """The split keys: one per audio item, one per dump row."""
+    return [k for it in items for k in dump_keys(it)] if kind == "dumps" else [it.key for it in items]
+
+
+def dump_keys(item: Item) -> list[str]:
+    """Split keys of a dump file's rows (its first axis), read without loading the arrays."""
+    try:
+        data = np.load(item.path, mmap_mode="r", allow_pickle=False)
+        first = data if isinstance(data, np.ndarray) else data[data.files[0]]
+        rows = first.shape[0] if first.ndim else 1
+    except Exception as exc:
+        raise DataError(f"--data {item.path}: cannot read ({type(exc).__name__}: {exc})") from None
+    return [f"{item.key}[{i}]" for i in range(rows)]

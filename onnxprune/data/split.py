@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from .config import DataConfig, DataError
+from .sources import discover, item_keys
 
-from . import DataConfig, DataError
 
 SUBSETS = (None, "calib", "eval")
 
@@ -60,9 +61,6 @@ def split_counts(config: DataConfig) -> dict[str, int]:
 
     Items are files/manifest entries (dumps: rows); windowing can make more examples per item.
     """
-    from .readers import item_keys
-    from .sources import discover
-
     check(config)
     keys = set(item_keys(*discover(config.path)))
     held = eval_keys(keys, config.holdout)

@@ -10,7 +10,7 @@ import pytest
 from audio_fixtures import tone, waveform_model, write
 
 from onnxprune.data import DataConfig, DataError, load_examples
-from onnxprune.runtime import make_session
+from onnxprune.core.runtime import make_session
 
 FEEDS = '''
 import numpy as np

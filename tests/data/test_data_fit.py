@@ -9,7 +9,7 @@ from audio_fixtures import feature_model, framing_frontend, save, tone, waveform
 from onnx import TensorProto
 
 from onnxprune.data import DataConfig, DataError, load_examples
-from onnxprune.runtime import make_session
+from onnxprune.core.runtime import make_session
 
 
 def _run_all(model, config):

@@ -13,7 +13,7 @@ from audio_fixtures import tone, write
 
 from onnxprune.data import DataConfig, load_examples
 from onnxprune.data.frontend import with_affine
-from onnxprune.runtime import make_session
+from onnxprune.core.runtime import make_session
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 

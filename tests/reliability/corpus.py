@@ -27,8 +27,8 @@ import onnxruntime as ort
 
 from onnxprune.api import analyze, prune
 from onnxprune.errors import OnnxpruneError
-from onnxprune.io import clamp_ir_version
-from onnxprune.runtime import make_session, random_feeds
+from onnxprune.core.io import clamp_ir_version
+from onnxprune.core.runtime import make_session, random_feeds
 
 HERE = Path(__file__).resolve().parent
 EXPECTED = HERE / "node_cases_expected.json"

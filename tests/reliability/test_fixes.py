@@ -30,7 +30,7 @@ def test_save_into_a_file_as_directory_is_a_usage_error(tmp_path):
 
     import hostile
     from onnxprune.errors import UsageError
-    from onnxprune.io import save_model
+    from onnxprune.core.io import save_model
 
     (tmp_path / "afile").write_text("x")
     with pytest.raises(UsageError, match="cannot write"):
@@ -59,7 +59,7 @@ def test_invalid_utf8_name_is_a_model_error(tmp_path):
 
     import hostile
     from onnxprune.errors import ModelError
-    from onnxprune.io import load_model
+    from onnxprune.core.io import load_model
 
     data = bytearray(hostile.small_cnn().SerializeToString())
     data[data.index(b"w0")] ^= 0xC0  # 'w' becomes a lone UTF-8 lead byte
@@ -74,7 +74,7 @@ def test_unknown_initializer_dtype_is_a_model_error(tmp_path):
 
     import hostile
     from onnxprune.errors import ModelError
-    from onnxprune.io import load_model
+    from onnxprune.core.io import load_model
 
     model = hostile.small_cnn()
     model.graph.initializer[0].data_type = 0
@@ -89,7 +89,7 @@ def test_raw_data_not_matching_dims_is_a_model_error(tmp_path):
 
     import hostile
     from onnxprune.errors import ModelError
-    from onnxprune.io import load_model
+    from onnxprune.core.io import load_model
 
     model = hostile.small_cnn()
     model.graph.initializer[1].data_type = onnx_uint8 = 2  # float bias read as uint8: 32 bytes for 8 items

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import hostile
 from onnxprune.api import analyze, prune
 from onnxprune.errors import OnnxpruneError
-from onnxprune.io import load_model
+from onnxprune.core.io import load_model
 
 EXAMPLES = int(os.environ.get("ONNXPRUNE_FUZZ_EXAMPLES", "40"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("ONNXPRUNE_FUZZ_EXAMPLES"),
@@ -191,7 +191,7 @@ def external_mutation(folder, draw) -> str:
 @given(data=st.data(), lazy=st.booleans())
 def test_fuzz_external_data(data, lazy, tmp_path_factory, monkeypatch):
     """Damaged external-data references: read in (small tensors) or left on disk (LAZY_BYTES = 0)."""
-    from onnxprune import weights
+    from onnxprune.core import external as weights
 
     monkeypatch.setattr(weights, "LAZY_BYTES", 0 if lazy else 1 << 20)
     exercise(external_mutation(tmp_path_factory.mktemp("fuzz"), data.draw))

@@ -16,9 +16,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from onnxprune import api, weights
+from onnxprune import api
+from onnxprune.core import external as weights
 from onnxprune.errors import ModelError, UsageError
-from onnxprune.io import load_model, save_model
+from onnxprune.core.io import load_model, save_model
 
 import large
 from test_hostile import assert_clean_failure
@@ -194,7 +195,7 @@ def test_prune_memory_is_bounded_by_weights_not_copies(tmp_path):
 
 def test_search_leaves_no_spill_files_behind(tmp_path):
     """auto builds and drops many candidates: their spilled weights go with them."""
-    from onnxprune.auto import auto_prune
+    from onnxprune.search.auto import auto_prune
 
     path = save_external(mlp(), tmp_path / "m.onnx")
     folder = Path(weights._spill_folder())

@@ -1,0 +1,132 @@
+"""Time each stage of `prune` (load, analyze, calibrate, score, plan, compensate, apply, verify,
+stats, save) on a large and a small model, and the whole CLI command.
+
+    python benchmarks/stage_times.py [--ratio 0.5] [--repeats 3] [--out stage_times.md]
+
+The large model is a ResNet-50-shaped keyword spotter (bottleneck blocks [3, 4, 6, 3], widths
+64..2048, 23.5 M parameters, ~94 MB, log-mel input [1, 1, 98, 64]) built here with seeded random
+weights; the small one is the zoo's DS-CNN keyword spotter. Medians over --repeats runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from onnxprune.core.io import load_model, save_model  # noqa: E402
+from onnxprune.prune import pipeline  # noqa: E402
+
+
+def resnet50(path: Path, classes: int = 12, seed: int = 0) -> Path:
+    """A ResNet-50 layout (BatchNorm folded into the convs, as exporters leave it)."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+
+    def conv(x, cin, cout, k, stride=1, relu=True):
+        name = f"conv{len(nodes)}"
+        w = (rng.standard_normal((cout, cin, k, k)) * np.sqrt(2.0 / (cin * k * k))).astype(np.float32)
+        inits.extend([numpy_helper.from_array(w, name + ".w"),
+                      numpy_helper.from_array((rng.standard_normal(cout) * 0.01).astype(np.float32), name + ".b")])
+        nodes.append(helper.make_node("Conv", [x, name + ".w", name + ".b"], [name], name=name, kernel_shape=[k, k],
+                                      strides=[stride, stride], pads=[k // 2] * 4))
+        if not relu:
+            return name
+        nodes.append(helper.make_node("Relu", [name], [name + ".r"], name=name + "_relu"))
+        return name + ".r"
+
+    x = conv("logmel", 1, 64, 7, 2)
+    nodes.append(helper.make_node("MaxPool", [x], ["pool"], name="pool", kernel_shape=[3, 3], strides=[2, 2],
+                                  pads=[1, 1, 1, 1]))
+    x, cin = "pool", 64
+    for stage, (blocks, width) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512))):
+        for b in range(blocks):
+            stride = 2 if b == 0 and stage > 0 else 1
+            y = conv(x, cin, width, 1)
+            y = conv(y, width, width, 3, stride)
+            y = conv(y, width, width * 4, 1, relu=False)
+            skip = conv(x, cin, width * 4, 1, stride, relu=False) if b == 0 else x
+            add = f"add{len(nodes)}"
+            nodes.append(helper.make_node("Add", [y, skip], [add], name=add))
+            nodes.append(helper.make_node("Relu", [add], [add + ".r"], name=add + "_relu"))
+            x, cin = add + ".r", width * 4
+    nodes.append(helper.make_node("GlobalAveragePool", [x], ["gap"], name="gap"))
+    nodes.append(helper.make_node("Flatten", ["gap"], ["flat"], name="flat"))
+    inits.extend([numpy_helper.from_array((rng.standard_normal((classes, cin)) * 0.02).astype(np.float32), "fc.w"),
+                  numpy_helper.from_array(np.zeros(classes, np.float32), "fc.b")])
+    nodes.append(helper.make_node("Gemm", ["flat", "fc.w", "fc.b"], ["logits"], name="fc", transB=1))
+    graph = helper.make_graph(nodes, "resnet50_kws", [helper.make_tensor_value_info("logmel", TensorProto.FLOAT, [1, 1, 98, 64])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, classes])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, path)
+    return path
+
+
+def stage_times(path: Path, ratio: float) -> dict[str, float]:
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    model = load_model(path)
+    times["load"] = time.perf_counter() - t
+    config = pipeline.PruneConfig(ratio=ratio)
+    st = pipeline.State(model, config)
+    for step in (*pipeline.PREPARE, pipeline.MakePlan(), pipeline.Compensate()):
+        t = time.perf_counter()
+        step(st)
+        times[step.name] = time.perf_counter() - t
+    apply = pipeline.Apply()
+    t = time.perf_counter()
+    apply.requires(st)
+    apply.call(st)
+    times["apply"] = time.perf_counter() - t
+    t = time.perf_counter()
+    apply.ensures(st)
+    times["verify"] = time.perf_counter() - t
+    t = time.perf_counter()
+    result = pipeline._result(st, 0.0)
+    times["stats"] = time.perf_counter() - t
+    assert result.verify.passed, result.verify.message
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        save_model(st.pruned, Path(tmp) / "out.onnx")
+        times["save"] = time.perf_counter() - t
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "onnxprune", "prune", str(path), str(Path(tmp) / "cli.onnx"),
+                        "--ratio", str(ratio)], check=True, capture_output=True)
+        times["CLI wall"] = time.perf_counter() - t
+    times["total (in process)"] = sum(v for k, v in times.items() if k != "CLI wall")
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ratio", type=float, default=0.5)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", type=Path, help="write the table as markdown here")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {"resnet50_kws (94 MB)": resnet50(Path(tmp) / "resnet50.onnx"),
+                  "kws_dscnn (zoo)": ROOT / "models" / "zoo" / "kws_dscnn.onnx"}
+        runs = {name: [stage_times(p, args.ratio) for _ in range(args.repeats)] for name, p in models.items()}
+    stages = list(next(iter(runs.values()))[0])
+    lines = ["| stage | " + " | ".join(runs) + " |", "|---|" + "---:|" * len(runs)]
+    for s in stages:
+        lines.append(f"| {s} | " + " | ".join(f"{statistics.median(r[s] for r in rs):.3f} s" for rs in runs.values()) + " |")
+    text = f"prune --ratio {args.ratio}, median of {args.repeats} runs\n\n" + "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

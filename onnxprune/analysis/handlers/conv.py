@@ -1,0 +1,86 @@
+"""Conv, ConvTranspose and com.microsoft FusedConv: output channels are sources, input
+channels are consumed by weight columns; depthwise convs carry channels straight through."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...core.graph import attr, node_label, set_attr
+from .base import Handler
+from .registry import register
+
+
+def _block_non_channel_axes(node, ctx, x):
+    for axis, labels in ctx.tracked(x).items():
+        if axis == 0:
+            ctx.set_labels(node.output[0], 0, labels)  # a batch-like axis passes through
+        elif axis != 1:
+            ctx.block(labels, f"{node_label(node)}: channels sit on spatial axis {axis}, which the kernel mixes")
+
+
+@register("Conv")
+@register("FusedConv", domain="com.microsoft")
+class ConvHandler(Handler):
+    def propagate(self, node, ctx):
+        x, w = node.input[0], node.input[1]
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] else ""
+        weight = ctx.const(w)
+        if weight is None:
+            ctx.block_inputs(node, f"weight '{w}' is computed at run time, not a constant")
+            return
+        group = int(attr(node, "group", 1))
+        out = node.output[0]
+        cout, cin = weight.shape[0], weight.shape[1] * group
+        _block_non_channel_axes(node, ctx, x)
+        x_labels = ctx.tracked(x).get(1)
+        if group == 1:
+            labels = ctx.new_source(node, out, 1, cout)
+            ctx.param(node, 1, 0, labels, "producer")
+            if bias:
+                ctx.param(node, 2, 0, labels, "producer")
+            if x_labels is not None:
+                ctx.param(node, 1, 1, x_labels, "consumer")
+        elif group == cin and x_labels is not None:
+            # Depthwise: output channel j reads only input channel j // mult.
+            labels = np.repeat(x_labels, cout // cin)
+            ctx.set_labels(out, 1, labels)
+            ctx.param(node, 1, 0, labels, "channelwise")
+            if bias:
+                ctx.param(node, 2, 0, labels, "channelwise")
+            ctx.needs_rewrite(node)
+        elif x_labels is not None:
+            ctx.block(x_labels, f"{node_label(node)}: grouped Conv (group={group}) would need equal pruning in every group")
+        if node.op_type == "FusedConv" and len(node.input) > 3 and node.input[3]:
+            z = node.input[3]
+            out_labels = ctx.tracked(out).get(1)
+            z_labels = ctx.tracked(z).get(1)
+            if out_labels is not None and z_labels is not None:
+                ctx.couple(out_labels, z_labels, node_label(node))
+            elif out_labels is not None:
+                ctx.block(out_labels, f"{node_label(node)}: sum input '{z}' cannot shrink with the output")
+
+    def rewrite(self, node, ctx):
+        kept = ctx.kept(node.input[0], 1)
+        if kept is not None:
+            set_attr(node, "group", int(kept.sum()))
+
+
+@register("ConvTranspose")
+class ConvTransposeHandler(Handler):
+    def propagate(self, node, ctx):
+        x, w = node.input[0], node.input[1]
+        bias = node.input[2] if len(node.input) > 2 and node.input[2] else ""
+        weight = ctx.const(w)
+        group = int(attr(node, "group", 1))
+        if weight is None or group != 1:
+            why = f"weight '{w}' is computed at run time" if weight is None else f"group={group} is not supported"
+            ctx.block_inputs(node, why)
+            return
+        _block_non_channel_axes(node, ctx, x)
+        x_labels = ctx.tracked(x).get(1)
+        if x_labels is not None:
+            ctx.param(node, 1, 0, x_labels, "consumer")
+        labels = ctx.new_source(node, node.output[0], 1, weight.shape[1])
+        ctx.param(node, 1, 1, labels, "producer")
+        if bias:
+            ctx.param(node, 2, 0, labels, "producer")

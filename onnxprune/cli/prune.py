@@ -1,0 +1,133 @@
+"""`onnxprune prune` and the summary lines every pruning command prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..api import PruneConfig, check_verified, prune
+from ..errors import UsageError
+from ..core.io import check_output_path, load_model
+from ..prune.plan import Plan
+from ..calibration.compensate import METHODS
+from ..prune import criteria
+from ..core.shapes import parse_input_values
+from .calibration import calibration_feeds
+from .common import describe_written, human, input_option, run_command, shape_option, table, verbose_option, write_json
+from .data_options import data_options
+
+
+@click.command("prune")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--ratio", type=float, default=0.5, show_default=True, help="Fraction of each group's channels to remove.")
+@click.option("--criterion", type=click.Choice(criteria.NAMES), default="l1", show_default=True,
+              help="activation/reconstruction rank channels on --data (see README).")
+@click.option("--compensate", type=click.Choice(METHODS), default="none", show_default=True,
+              help="Fold removed channels' mean into biases (bias) or refit consumers (lstsq); needs --data.")
+@click.option("--global", "global_ranking", is_flag=True, help="Rank channels across groups instead of a uniform ratio.")
+@click.option("--allocate", type=click.Choice(["uniform", "sensitivity"]), default="uniform", show_default=True,
+              help="sensitivity: per-group ratios with the MACs of a uniform --ratio, measured-sensitive groups pruned less.")
+@click.option("--round-to", type=int, default=4, show_default=True,
+              help="Keep a multiple of N channels per group (4: measured fastest on ORT CPU, see benchmarks/results/round_to.md).")
+@click.option("--exclude", multiple=True, metavar="NAME", help="Node or initializer to leave alone (repeatable).")
+@shape_option
+@input_option
+@click.option("--plan", "plan_path", type=click.Path(exists=True, dir_okay=False), help="Replay a saved plan.")
+@click.option("--save-plan", type=click.Path(dir_okay=False), help="Write the kept channels as a JSON plan.")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write a JSON report.")
+@click.option("--allow-io-change", is_flag=True, help="Let groups that reach graph inputs/outputs be pruned.")
+@click.option("--atol", type=float, default=1e-5, show_default=True)
+@click.option("--rtol", type=float, default=1e-4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-verify", is_flag=True, help="Skip the reference comparison (not recommended).")
+@click.option("--force", is_flag=True, help="Write the output even if verification fails.")
+@data_options("calib")
+@verbose_option
+@run_command("prune")
+def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, allocate, round_to, exclude, shapes, inputs,
+              plan_path, save_plan, report, allow_io_change, atol, rtol, seed, no_verify, force, data, verbose):
+    """Prune MODEL and write OUTPUT (verified against the reference model by default)."""
+    if not 0.0 <= ratio < 1.0:
+        raise UsageError(f"--ratio {ratio} is out of range: use 0 <= ratio < 1")
+    if round_to < 1:
+        raise UsageError(f"--round-to {round_to} must be at least 1")
+    check_output_path(model, output)
+    plan = Plan.from_json(Path(plan_path).read_text()) if plan_path else None
+    onnx_model = load_model(model)
+    if allocate == "sensitivity" and (global_ranking or plan is not None):
+        raise UsageError("--allocate sensitivity chooses per-group widths itself: drop --global / --plan")
+    calibration = calibration_feeds(onnx_model, data, shapes, criterion, compensate)
+    if allocate == "sensitivity":
+        from ..search.auto import allocate_plan
+
+        calibration = None if calibration is None else list(calibration)  # read twice: allocation, then prune
+        plan = allocate_plan(onnx_model, ratio=ratio, criterion=criterion, round_to=round_to, exclude=exclude,
+                             shapes=shapes, allow_io_change=allow_io_change, seed=seed, data=data,
+                             calibration=calibration, compensate=compensate)
+        if "macs_fraction" in plan.meta:
+            click.echo(f"allocate: sensitivity-guided widths keep {plan.meta['macs_fraction']:.1%} of the MACs "
+                       f"(uniform --ratio {ratio:g}: {plan.meta['uniform_macs_fraction']:.1%})")
+    config = PruneConfig(ratio=ratio, criterion=criterion, global_ranking=global_ranking, round_to=round_to,
+                         exclude=tuple(exclude), shapes=shapes, verify=not no_verify, atol=atol, rtol=rtol,
+                         seed=seed, allow_io_change=allow_io_change, plan=plan, inputs=parse_input_values(inputs),
+                         calibration=calibration, compensate=compensate)
+    result = prune(onnx_model, config=config)
+    print_summary(result, Path(model).stat().st_size)
+    if report:
+        write_json(report, result.report())
+    if save_plan:
+        Path(save_plan).write_text(result.plan.to_json())
+    if result.calibration_examples:
+        print_compensation(result)
+    if not force:
+        check_verified(result)
+    click.echo(f"wrote {describe_written(result.save(output))}")
+    if result.verify is not None and not result.verify.passed:
+        return "FAILED"
+    return "PASSED"
+
+
+def print_compensation(result) -> None:
+    c = result.config
+    click.echo(f"data: criterion {c.criterion}, compensation {c.compensate}, "
+               f"{result.calibration_examples} calibration examples")
+    for row in result.compensation:
+        err = (f"; calibration output error {row['error_none']:.3g} -> {row['error_after']:.3g}"
+               if "error_after" in row else "")
+        click.echo(f"  {row['node']} ({row['op']}): {row['inputs_removed']}/{row['inputs']} inputs removed, "
+                   f"{row['method']}{err}" + (f" ({row['note']})" if row["note"] else ""))
+
+
+def print_summary(result, file_size_before: int | None = None) -> None:
+    b, a = result.before, result.after
+    pct = lambda x, y: f"{100 * (y - x) / x:+.1f}%" if x else "n/a"  # noqa: E731
+    rows = [["parameters", human(b["params"]), human(a["params"]), pct(b["params"], a["params"])],
+            ["MACs", human(b["macs"]), human(a["macs"]), pct(b["macs"], a["macs"])],
+            ["size (bytes)", human(b["bytes"]), human(a["bytes"]), pct(b["bytes"], a["bytes"])],
+            ["nodes", sum(b["ops"].values()), sum(a["ops"].values()), ""]]
+    click.echo(table(rows, ["", "before", "after", "change"]))
+    changed = [layer for layer in result.layers if layer["channels_after"] != layer["channels_before"]]
+    if changed:
+        click.echo(table([[layer["node"], layer["op"], layer["channels_before"], layer["channels_after"]]
+                          for layer in changed], ["layer", "op", "channels", "kept"]))
+    for io in result.resized_io:
+        click.echo(f"resized graph {io['kind']} '{io['name']}': axis {io['axis']} {io['old']} -> {io['new']} "
+                   f"(update the caller's buffers)")
+    groups = result.groups
+    blocked = [g for g in groups if g["blocked_by"]]
+    single = sum(1 for g in groups if not g["prunable"] and not g["blocked_by"])
+    click.echo(f"groups: {sum(g['prunable'] for g in groups)} prunable, {len(blocked)} blocked"
+               + (f", {single} single-channel" if single else "")
+               + (f" (first: {blocked[0]['name']}: {blocked[0]['blocked_by'][0]})" if blocked else ""))
+    v = result.verify
+    if v is None:
+        click.echo("verify: skipped (--no-verify)")
+    elif v.passed:
+        paths = f"; {v.paths} If path(s) forced and checked" if v.paths else ""
+        click.echo(f"verify: passed, max |pruned - reference| = {v.max_abs_diff:.3g} "
+                   f"(atol {v.tolerance['atol']:g}, rtol {v.tolerance['rtol']:g}); checker {v.checker}; "
+                   f"onnxruntime loads it{paths}")
+    else:
+        click.echo(f"verify: FAILED: {v.message}")

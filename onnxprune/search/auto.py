@@ -1,0 +1,331 @@
+"""Automatic budgeted pruning: per-group widths that reach a goal (speedup, MACs or parameters)
+while the evaluation metric drops by at most a budget.
+
+Greedy: from the full model, repeatedly take the width step with the best goal gain per unit of
+sensitivity (distortion added, from `sensitivity.py`); build the candidate, (compensate,)
+evaluate it on held-out feeds; if the metric fell by more than the budget, step back and freeze
+that group. Stops when the goal is met (a speedup only once *measured* on the EP), when no step
+is left, or at `max_evals` / `time_limit`, keeping the best result so far. The chosen plan then
+goes through `prune`, which verifies it, so `prune --plan` replays it to the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import onnx
+
+from ..core import external
+from ..prune import criteria
+from ..prune.pipeline import PruneConfig, PruneResult, prune
+from ..errors import UsageError
+from ..prune.plan import Plan
+from .sensitivity import Sensitivity
+from .widths import WidthSpace
+
+GOALS = ("speedup", "macs", "params")
+MEASURE_EVERY = 5
+
+
+def check_goal(goal: str, target: float) -> None:
+    """speedup: a factor > 1; macs/params: the fraction of the original to keep, 0 < F < 1."""
+    if goal not in GOALS:
+        raise UsageError(f"unknown goal '{goal}' (choose from {', '.join(GOALS)})")
+    if goal == "speedup" and not target > 1.0:
+        raise UsageError(f"--target-speedup {target} must be greater than 1 (e.g. 1.5 for 1.5x faster)")
+    if goal != "speedup" and not 0.0 < target < 1.0:
+        raise UsageError(f"--target-{goal} {target} is the fraction of the original's {goal} to keep: use 0 < F < 1")
+
+
+@dataclass
+class SearchResult:
+    keep: dict[str, int]
+    trajectory: list[dict]
+    reached: bool
+    stop_reason: str
+    achieved: float | None          # goal value of `keep`: speedup (measured) or kept fraction
+    evals: int = 0
+    measurements: int = 0
+    baseline: float | None = None   # the original's metric on the evaluation feeds
+    metric: str = "top1_agreement"
+    max_drop: float | None = None
+    min_snr: float | None = None
+
+
+@dataclass
+class _State:
+    space: WidthSpace
+    goal: str
+    target: float
+    sens: Sensitivity
+    latency: object = None
+    correction: float = 1.0          # measured / predicted speedup at the last measurement
+    since_measured: int = 0
+    frozen: set = field(default_factory=set)
+
+
+def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitivity, evaluate=None,
+           latency=None, max_drop: float | None = None, metric: str = "top1_agreement", min_snr: float | None = None,
+           max_evals: int = 200, time_limit: float | None = None, compensate=None,
+           progress=None) -> SearchResult:
+    """`evaluate(model) -> metrics` is only called when a budget is set: `max_drop` (points of
+    `metric` below the original's) and/or `min_snr` (dB of the outputs vs the original's);
+    `latency` (latency_model.LatencyModel or MacsLatency) is required for the speedup goal;
+    `compensate(model, plan) -> model` runs on each candidate before evaluation (hook)."""
+    check_goal(goal, target)
+    if goal == "speedup" and latency is None:
+        raise UsageError("the speedup goal needs a latency model")
+    st = _State(space, goal, target, sensitivity, latency)
+    start, keep = time.perf_counter(), space.full
+    budget = max_drop is not None or min_snr is not None
+    base = evaluate(space.model)[metric] if budget else None
+    res = SearchResult(dict(keep), [], False, "", None, evals=1 if base is not None else 0, baseline=base,
+                       metric=metric, max_drop=max_drop, min_snr=min_snr)
+    base_stats = space.stats(keep)
+    measured = None
+    while True:
+        if res.evals >= max_evals:
+            res.stop_reason = f"--max-evals {max_evals} reached"
+            break
+        if time_limit is not None and time.perf_counter() - start > time_limit:
+            res.stop_reason = f"--time-limit {time_limit:g}s reached"
+            break
+        step = _best_step(st, keep)
+        if step is None:
+            res.stop_reason = "no width step left within the budget"
+            break
+        name, width = step
+        trial = dict(keep, **{name: width})
+        entry = {"step": len(res.trajectory) + 1, "group": name, "kept": width, "size": space.sizes[name]}
+        stats = space.stats(trial)
+        entry.update(macs=stats["macs"] / base_stats["macs"], params=stats["params"] / base_stats["params"])
+        if latency is not None:
+            entry["predicted_speedup"] = latency.base_ms / latency.predict(trial)
+        if budget:
+            with external.scratch():
+                model = space.build(trial)
+                if compensate is not None:
+                    model = compensate(model, space.plan(trial))
+                metrics = evaluate(model)
+            res.evals += 1
+            entry.update(metrics={k: round(v, 4) for k, v in metrics.items()}, drop=round(base - metrics[metric], 4))
+            entry["accepted"] = (max_drop is None or entry["drop"] <= max_drop + 1e-9) and \
+                (min_snr is None or metrics["snr_db"] >= min_snr)
+        else:
+            entry["accepted"] = True
+        done = False
+        if not entry["accepted"]:
+            st.frozen.add(name)  # step back: this group stays at its last good width
+        else:
+            keep = trial
+            done, measured = _goal_met(st, keep, entry, res)
+            res.keep = dict(keep)
+        res.trajectory.append(entry)
+        if progress:
+            progress(entry)
+        if entry["accepted"] and done:
+            res.reached, res.stop_reason = True, "target reached"
+            break
+    res.achieved = _achieved(st, res.keep, base_stats, measured, res)
+    return res
+
+
+def _goal_met(st: _State, keep, entry, res) -> tuple[bool, float | None]:
+    """MACs/params: exact. Speedup: measured once the prediction (scaled by the last measured /
+    predicted ratio) reaches the target, or every MEASURE_EVERY accepted steps anyway (a noisy
+    latency model must not hide that the target was reached); a hit is confirmed by a second
+    measurement, the two averaged."""
+    if st.goal != "speedup":
+        return entry[st.goal] <= st.target, None
+    st.since_measured += 1
+    predicted = entry["predicted_speedup"] * st.correction
+    if predicted < st.target and st.since_measured < MEASURE_EVERY:
+        return False, None
+    with external.scratch():
+        model = st.space.build(keep)
+        measured = st.latency.measure_speedup(model)
+        res.measurements += 1
+        if measured >= st.target:
+            measured = (measured + st.latency.measure_speedup(model)) / 2
+            res.measurements += 1
+    st.correction, st.since_measured = measured / entry["predicted_speedup"], 0
+    entry["measured_speedup"] = round(measured, 4)
+    return measured >= st.target, measured
+
+
+def _achieved(st: _State, keep, base_stats, measured, res) -> float | None:
+    if st.goal != "speedup":
+        return st.space.stats(keep)[st.goal] / base_stats[st.goal]
+    if measured is not None and res.trajectory and res.trajectory[-1].get("measured_speedup") == round(measured, 4):
+        return measured
+    res.measurements += 1
+    with external.scratch():
+        return st.latency.measure_speedup(st.space.build(keep))
+
+
+def _best_step(st: _State, keep) -> tuple[str, int] | None:
+    """The (group, width) step with the best goal gain per unit of added distortion."""
+    best, best_key = None, None
+    current = st.space.stats(keep)[st.goal] if st.goal != "speedup" else None
+    for name in st.space.groups:
+        if name in st.frozen:
+            continue
+        lower = [w for w in st.space.levels(name) if w < keep[name]]
+        if not lower:
+            continue
+        # MACs/params are exact, so one step suffices; latency savings are noisy per width, so
+        # a jump of up to 4 levels (a quarter of the group) may be taken: a step that saves
+        # nothing alone (alignment) can lead to one that does
+        options = lower[:1] if st.goal != "speedup" else lower[:4]
+        d0 = st.sens.at(name, keep[name])
+        for width in options:
+            if st.goal == "speedup":
+                gain = st.latency.saved(name, width) - st.latency.saved(name, keep[name]) \
+                    if hasattr(st.latency, "saved") else \
+                    st.latency.predict(keep) - st.latency.predict(dict(keep, **{name: width}))
+            else:
+                gain = current - st.space.stats(dict(keep, **{name: width}))[st.goal]
+            if gain <= 0:
+                continue
+            cost = max(st.sens.at(name, width) - d0, 1e-12)
+            key = (gain / cost, gain)
+            if best_key is None or key > best_key:
+                best, best_key = (name, width), key
+    return best
+
+
+@dataclass
+class AutoResult:
+    result: PruneResult
+    search: SearchResult
+    goal: str
+    target: float
+    metrics: dict
+    sensitivity: dict
+    latency: dict | None
+    measured_speedup: float | None = None
+
+    @property
+    def plan(self) -> Plan:
+        return self.result.plan
+
+    def report(self) -> dict:
+        s = self.search
+        return {"goal": self.goal, "target": self.target, "reached": s.reached, "achieved": s.achieved,
+                "stop_reason": s.stop_reason, "metric": s.metric, "baseline": s.baseline, "max_drop": s.max_drop, "min_snr": s.min_snr,
+                "evaluations": s.evals, "latency_measurements": s.measurements,
+                "final_metrics": self.metrics, "trajectory": s.trajectory, "widths": s.keep,
+                "measured_speedup": self.measured_speedup, "sensitivity": self.sensitivity,
+                "latency_model": self.latency, "prune": self.result.report()}
+
+
+def finish(model: onnx.ModelProto, space: WidthSpace, found: SearchResult, *, goal: str, target: float,
+           sensitivity: Sensitivity, evaluate=None, latency=None, shapes=None, exclude=(),
+           allow_io_change: bool = False, verify: bool = True, atol: float = 1e-5, rtol: float = 1e-4,
+           calibration=None) -> AutoResult:
+    """Run the chosen widths through `prune` (verified), evaluate the result once more."""
+    plan = space.plan(found.keep)
+    plan.meta.update({"auto": {"goal": goal, "target": target, "reached": found.reached}})
+    plan.meta.update({"compensate": space.compensate})
+    config = PruneConfig(ratio=0.0, criterion=space.criterion, round_to=space.round_to, exclude=tuple(exclude), shapes=shapes,
+                         verify=verify, atol=atol, rtol=rtol, seed=space.seed, allow_io_change=allow_io_change,
+                         plan=plan, calibration=calibration, compensate=space.compensate)
+    result = prune(model, config=config)
+    metrics = evaluate(result.model) if evaluate is not None else {}
+    return AutoResult(result, found, goal, target, metrics, sensitivity.to_dict(),
+                      latency.to_dict() if latency is not None else None)
+
+
+def allocate_plan(model: onnx.ModelProto, *, ratio: float, criterion: str = "l1", round_to: int = 4, exclude=(),
+                  shapes=None, allow_io_change: bool = False, seed: int = 0, data=None, feeds: int = 16,
+                  calibration=None, compensate: str = "none") -> Plan:
+    """`prune --allocate sensitivity`: per-group widths whose total MACs are at most those of a
+    uniform `ratio`, taking channels from the least sensitive groups first (no budget loop)."""
+    from .fidelity import Fidelity, make_feeds
+    from .sensitivity import measure_sensitivity
+
+    space = WidthSpace(model, shapes=shapes, criterion=criterion, round_to=round_to, exclude=exclude,
+                       allow_io_change=allow_io_change, seed=seed, calibration=calibration, compensate=compensate)
+    if not space.groups or ratio == 0.0:
+        return space.plan(space.full)
+    uniform = {n: space.width_at(n, ratio) for n in space.groups}
+    target = space.stats(uniform)["macs"] / max(1, space.stats(space.full)["macs"])
+    calib = make_feeds(model, space.analysis.input_shapes, count=feeds, seed=seed, data=data, part=0)
+    sens = measure_sensitivity(space, Fidelity(model, calib))
+    found = search(space, "macs", min(target, 1 - 1e-9), sensitivity=sens) if target < 1 else \
+        SearchResult(uniform, [], True, "", 1.0)
+    plan = space.plan(found.keep)
+    plan.meta.update({"ratio": ratio, "allocate": "sensitivity", "uniform_macs_fraction": round(target, 6),
+                      "macs_fraction": round(space.stats(found.keep)["macs"] / max(1, space.stats(space.full)["macs"]), 6)})
+    return plan
+
+
+def auto_prune(model_or_path, *, goal: str, target: float, max_drop: float | None = 1.0, min_snr: float | None = None,
+               evaluate=None, data=None, calib: int = 16, n_eval: int = 32, latency: str | object = "measured",
+               provider: str = "CPUExecutionProvider", threads: int = 1, runs: int = 100, cache: bool = True,
+               max_evals: int = 200, time_limit: float | None = None, compensate=None, criterion: str = "l1",
+               round_to: int = 4, exclude=(), shapes=None, allow_io_change: bool = False, seed: int = 0,
+               metric: str = "top1_agreement", compensation: str = "none", calib_examples: int = 128,
+               on_sensitivity=None, on_latency=None, progress=None) -> AutoResult:
+    """The whole `onnxprune auto` pipeline as one call. `evaluate` defaults to label-free
+    fidelity on `n_eval` held-out feeds (from `data`, a DataConfig, or seeded random inputs);
+    `latency` is "measured" (LatencyModel on `provider`), "macs" (MacsLatency) or an object with
+    their interface. Sensitivity always uses fidelity on `calib` calibration feeds."""
+    from ..errors import UsageError as _Usage
+    from .fidelity import Fidelity, make_feeds, split_part
+    from ..core.io import load_model
+    from .latency_model import LatencyModel, MacsLatency, check_provider
+    from .sensitivity import measure_sensitivity
+
+    check_goal(goal, target)
+    model = model_or_path if isinstance(model_or_path, onnx.ModelProto) else load_model(model_or_path)
+    if latency == "measured":
+        check_provider(provider)
+    calibration = None
+    pool = split_part(model, data, 0) if data is not None else None  # read once: statistics and sensitivity
+    if criteria.needs_data(criterion, compensation):
+        if data is None:
+            raise _Usage(f"--criterion {criterion} / --compensate {compensation} need calibration data (--data)")
+        calibration = make_feeds(model, {}, count=calib_examples, seed=seed, pool=pool)
+    space = WidthSpace(model, shapes=shapes, criterion=criterion, round_to=round_to, exclude=exclude,
+                       allow_io_change=allow_io_change, seed=seed, calibration=calibration, compensate=compensation)
+    if not space.groups:
+        raise _Usage("the model has no prunable group (see onnxprune inspect)")
+    ins = space.analysis.input_shapes
+    sens = measure_sensitivity(space, Fidelity(model, make_feeds(model, ins, count=calib, seed=seed, pool=pool)))
+    if on_sensitivity:
+        on_sensitivity(sens)
+    if evaluate is None:
+        evaluate = Fidelity(model, make_feeds(model, ins, count=n_eval, seed=seed, data=data, part=1))
+    if latency == "macs":
+        latency = MacsLatency(space)
+    elif latency == "measured":
+        latency = LatencyModel(space, provider=provider, threads=threads, runs=runs, seed=seed)
+        if goal == "speedup":
+            latency.build(cache=cache)
+            if on_latency:
+                on_latency(latency)
+    found = search(space, goal, target, sensitivity=sens, evaluate=evaluate,
+                   latency=latency if goal == "speedup" else None, max_drop=max_drop, min_snr=min_snr,
+                   max_evals=max_evals, time_limit=time_limit, compensate=compensate, progress=progress,
+                   metric=metric)
+    done = finish(model, space, found, goal=goal, target=target, sensitivity=sens, evaluate=evaluate,
+                  latency=latency if goal == "speedup" else None, shapes=shapes, exclude=exclude,
+                  allow_io_change=allow_io_change, calibration=calibration)
+    done.measured_speedup = found.achieved if goal == "speedup" else latency.measure_speedup(done.result.model)
+    return done
+
+
+def budget_noise(value_points: float, examples: int) -> float:
+    """Standard error, in points, of a rate-like metric (accuracy, WER, detection) at `value_points`
+    measured on `examples` held-out examples (binomial, the rate kept away from 0 and 100 by one
+    example). A budget smaller than this is judged mostly on noise, and a search that tries many
+    steps keeps the lucky ones: on the zoo models (benchmarks/zoo_results.py --holdout 0.2), a
+    1-point budget on 41 KWS clips (standard error 3.8 points) ended 6.4 points down on unseen
+    voices, on 12 utterances 7 points up in WER; with 82 clips / 24 utterances, within 0.5 points
+    but for one KWS run at 2.4 (README)."""
+    n = max(1, examples)
+    q = min(max(abs(value_points) / 100.0, 1.0 / n), 1.0 - 1.0 / n) if n > 1 else 0.5
+    return 100.0 * math.sqrt(q * (1.0 - q) / n)
