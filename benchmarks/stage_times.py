@@ -11,6 +11,8 @@ weights; the small one is the zoo's DS-CNN keyword spotter. Medians over --repea
 from __future__ import annotations
 
 import argparse
+import contextlib
+import resource
 import statistics
 import subprocess
 import sys
@@ -73,39 +75,52 @@ def resnet50(path: Path, classes: int = 12, seed: int = 0) -> Path:
     return path
 
 
-def stage_times(path: Path, ratio: float) -> dict[str, float]:
-    times: dict[str, float] = {}
-    t = time.perf_counter()
-    model = load_model(path)
-    times["load"] = time.perf_counter() - t
-    config = pipeline.PruneConfig(ratio=ratio)
-    st = pipeline.State(model, config)
+class _Clock:
+    """Wall and CPU seconds of each `with clock(name):` block (CPU: this process, or its children
+    for the CLI run), because on a shared machine wall time mostly measures the neighbours."""
+
+    def __init__(self):
+        self.times: dict[str, tuple[float, float]] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, children: bool = False):
+        who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
+        wall, cpu = time.perf_counter(), _cpu(who)
+        yield
+        self.times[name] = (time.perf_counter() - wall, _cpu(who) - cpu)
+
+
+def _cpu(who) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def stage_times(path: Path, ratio: float) -> dict[str, tuple[float, float]]:
+    clock = _Clock()
+    with clock("load"):
+        model = load_model(path)
+    st = pipeline.State(model, pipeline.PruneConfig(ratio=ratio))
     for step in (*pipeline.PREPARE, pipeline.MakePlan(), pipeline.Compensate()):
-        t = time.perf_counter()
-        step(st)
-        times[step.name] = time.perf_counter() - t
+        with clock(step.name):
+            step(st)
     apply = pipeline.Apply()
-    t = time.perf_counter()
-    apply.requires(st)
-    apply.call(st)
-    times["apply"] = time.perf_counter() - t
-    t = time.perf_counter()
-    apply.ensures(st)
-    times["verify"] = time.perf_counter() - t
-    t = time.perf_counter()
-    result = pipeline._result(st, 0.0)
-    times["stats"] = time.perf_counter() - t
+    with clock("apply"):
+        apply.requires(st)
+        apply.call(st)
+    with clock("verify (apply's ensures)"):
+        apply.ensures(st)
+    with clock("stats"):
+        result = pipeline._result(st, 0.0)
     assert result.verify.passed, result.verify.message
     with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        save_model(st.pruned, Path(tmp) / "out.onnx")
-        times["save"] = time.perf_counter() - t
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "onnxprune", "prune", str(path), str(Path(tmp) / "cli.onnx"),
-                        "--ratio", str(ratio)], check=True, capture_output=True)
-        times["CLI wall"] = time.perf_counter() - t
-    times["total (in process)"] = sum(v for k, v in times.items() if k != "CLI wall")
-    return times
+        with clock("save"):
+            save_model(st.pruned, Path(tmp) / "out.onnx")
+        in_process = tuple(sum(v[i] for v in clock.times.values()) for i in (0, 1))
+        with clock("CLI `onnxprune prune` (whole command)", children=True):
+            subprocess.run([sys.executable, "-m", "onnxprune", "prune", str(path), str(Path(tmp) / "cli.onnx"),
+                            "--ratio", str(ratio)], check=True, capture_output=True)
+    clock.times["total in process"] = in_process
+    return clock.times
 
 
 def main() -> None:
@@ -119,9 +134,10 @@ def main() -> None:
                   "kws_dscnn (zoo)": ROOT / "models" / "zoo" / "kws_dscnn.onnx"}
         runs = {name: [stage_times(p, args.ratio) for _ in range(args.repeats)] for name, p in models.items()}
     stages = list(next(iter(runs.values()))[0])
-    lines = ["| stage | " + " | ".join(runs) + " |", "|---|" + "---:|" * len(runs)]
+    lines = ["| stage | " + " | ".join(f"{m} wall | {m} CPU" for m in runs) + " |", "|---|" + "---:|---:|" * len(runs)]
     for s in stages:
-        lines.append(f"| {s} | " + " | ".join(f"{statistics.median(r[s] for r in rs):.3f} s" for rs in runs.values()) + " |")
+        cells = [f"{statistics.median(r[s][i] for r in rs):.3f} s" for rs in runs.values() for i in (0, 1)]
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
     text = f"prune --ratio {args.ratio}, median of {args.repeats} runs\n\n" + "\n".join(lines)
     print(text)
     if args.out:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from onnxprune.api import PruneConfig, check_verified, prune  # noqa: E402
-from onnxprune.search.auto import auto_prune  # noqa: E402
+from onnxprune.search.auto import AutoConfig, auto_prune  # noqa: E402
 from onnxprune.bench.evaluate import BenchConfig, run_bench  # noqa: E402
 from onnxprune.bench.tasks import TaskConfig  # noqa: E402
 from onnxprune.data import DataConfig, load_examples, split_examples  # noqa: E402
@@ -76,9 +76,10 @@ def run_case(name: str, case: dict, args) -> None:
                 {"kind": "uniform", "ratio": ratio, "criterion": criterion, "compensate": comp})
     dev = TaskEvaluator(model, held_out_examples(model, calib_data, count=1000, part=1), TASK)
     for target in [float(t) for t in args.targets.split(",")]:
-        done = auto_prune(model, goal="speedup", target=target, max_drop=1.0, evaluate=dev, metric="task",
-                          data=calib_data, calib=16, criterion="reconstruction", compensation="lstsq", shapes=shapes,
-                          runs=200, cache=False, max_evals=60)
+        done = auto_prune(model, AutoConfig(goal="speedup", target=target, max_drop=1.0, metric="task", calib=16,
+                                            runs=200, cache=False, max_evals=60),
+                          PruneConfig(ratio=0.0, criterion="reconstruction", compensate="lstsq", shapes=shapes),
+                          data=calib_data, evaluate=dev)
         add(f"auto {target:g}x reconstruction+lstsq", done.result,
             {"kind": "auto", "target": target, "reached": done.search.reached, "stop": done.search.stop_reason,
              "dev_accuracy": dev(done.result.model)["task"]})

@@ -21,13 +21,17 @@ class Atoms:
     def __init__(self) -> None:
         self.parent: list[int] = []
         self.reasons: dict[int, list[str]] = {}
+        self._table: np.ndarray | None = None  # root of every atom, valid until the next new/union
 
     def new(self, n: int) -> np.ndarray:
         start = len(self.parent)
         self.parent.extend(range(start, start + n))
+        self._table = None
         return np.arange(start, start + n, dtype=np.int64)
 
     def find(self, a: int) -> int:
+        if self._table is not None:
+            return int(self._table[a])
         root = a
         while self.parent[root] != root:
             root = self.parent[root]
@@ -39,6 +43,7 @@ class Atoms:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[max(ra, rb)] = min(ra, rb)
+            self._table = None
 
     def block(self, labels, reason: str) -> None:
         for a in np.unique(np.asarray(labels)):
@@ -47,11 +52,23 @@ class Atoms:
                 if reason not in lst:
                     lst.append(reason)
 
+    def table(self) -> np.ndarray:
+        """The root of every atom, by pointer jumping over the whole forest at once (vectorised);
+        cached until the forest changes, so reading roots after the analysis costs one lookup."""
+        if self._table is None:
+            parent = np.asarray(self.parent, dtype=np.int64)
+            while True:
+                grand = parent[parent]
+                if np.array_equal(grand, parent):
+                    break
+                parent = grand
+            self._table = parent
+        return self._table
+
     def roots(self, labels: np.ndarray) -> np.ndarray:
         """Class id per position (FIXED stays FIXED)."""
-        labels = np.asarray(labels)
-        out = np.full(labels.shape, FIXED, dtype=np.int64)
-        for i, a in enumerate(labels.ravel()):
-            if a != FIXED:
-                out.flat[i] = self.find(int(a))
-        return out
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.size == 0:
+            return np.full(labels.shape, FIXED, dtype=np.int64)
+        table = self.table()
+        return np.where(labels == FIXED, FIXED, table[np.where(labels == FIXED, 0, labels)])

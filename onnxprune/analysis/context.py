@@ -9,6 +9,7 @@ import onnx
 
 from ..core.graph import GraphIndex, node_label
 from .atoms import FIXED, Atoms
+from .reasons import Reason, as_reason
 
 
 @dataclass
@@ -138,22 +139,23 @@ class PropagateContext:
                 self.atoms.union(x, y)
 
     def block(self, labels, reason: str) -> None:
-        self.atoms.block(labels, reason)
+        self.atoms.block(labels, as_reason(reason))
 
     def block_all(self, name: str, reason: str) -> None:
         for labels in (self.dims.get(name, {}) if name else {}).values():
             self.block(labels.reshape(-1), reason)
 
-    def block_inputs(self, node: onnx.NodeProto, reason: str) -> None:
+    def block_inputs(self, node: onnx.NodeProto, reason: str, code: str | None = None) -> None:
+        code = code or getattr(reason, "code", "blocked")
         for name in node.input:
-            self.block_all(name, f"{node_label(node)}: {reason}")
+            self.block_all(name, Reason(f"{node_label(node)}: {reason}", code, node.name))
 
     def passthrough(self, node: onnx.NodeProto, src: str, dst: str, axis_map=None) -> None:
         """Channels on `src` reappear on `dst` at the same (or mapped) axis."""
         for axis, labels in self.tracked(src).items():
             out_axis = axis if axis_map is None else axis_map(axis)
             if out_axis is None:
-                self.block(labels, f"{node_label(node)}: mixes the channel axis {axis}")
+                self.block(labels, Reason(f"{node_label(node)}: mixes the channel axis {axis}", "mixes-channels", node.name))
             else:
                 self.set_labels(dst, out_axis, labels)
 

@@ -14,6 +14,7 @@ from .handlers import handler_for
 from ..core.branches import BRANCHES, all_ifs, if_key
 from ..core.shapes import input_shapes, probe
 from .atoms import FIXED, Atoms
+from .reasons import Reason
 from .context import ParamSlice, PropagateContext, Source
 
 
@@ -41,10 +42,10 @@ class Group:
         """What one channel of this group is, for reports."""
         if self.is_heads:
             return "heads"
-        ops = {s.node.op_type for s in self.sources}
-        if ops & {"LSTM", "GRU", "RNN"}:
+        units = {handler_for(s.node).unit for s in self.sources}
+        if "hidden units" in units:
             return "hidden units"
-        return "neurons" if ops <= {"Gemm", "MatMul"} else "channels"
+        return "neurons" if units == {"neurons"} else "channels"
 
     def members(self) -> list[str]:
         return sorted({s.node.name or s.output for s in self.sources})
@@ -65,7 +66,9 @@ class Analysis:
     io: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     input_values: dict = field(default_factory=dict)  # --input NAME=VALUE, fed wherever inputs are seeded
-    paths: object = None  # control_flow.Paths: the If execution paths verification must cover
+    paths: object = None  # core.branches.Paths: the If execution paths verification must cover
+    _param_roots: list | None = field(default=None, init=False, repr=False, compare=False)
+    _roots_of: object = field(default=None, init=False, repr=False, compare=False)
 
     def group_of(self) -> dict[int, Group]:
         """Channel class root -> its group."""
@@ -73,13 +76,16 @@ class Analysis:
 
     def params_of(self, group: Group) -> list[tuple[ParamSlice, np.ndarray]]:
         """Each parameter slice touching the group, with its positions' class roots."""
-        wanted = set(group.classes)
-        out = []
-        for p in self.params:
-            roots = self.atoms.roots(p.labels)
-            if any(r in wanted for r in roots.tolist()):
-                out.append((p, roots))
-        return out
+        wanted = np.asarray(group.classes, dtype=np.int64)
+        return [(p, roots) for p, roots in zip(self.params, self.param_roots()) if np.isin(roots, wanted).any()]
+
+    def param_roots(self) -> list[np.ndarray]:
+        """Class roots of every parameter slice's positions, computed once per analysis."""
+        table = self.atoms.table()
+        if self._param_roots is None or self._roots_of is not table:
+            self._param_roots = [self.atoms.roots(p.labels) for p in self.params]
+            self._roots_of = table
+        return self._param_roots
 
 
 def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None = None,
@@ -101,8 +107,8 @@ def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None
             for axis, labels in ctx.tracked(out).items():
                 ctx.resize_io(out, axis, labels, "output")
         else:
-            ctx.block_all(out, f"reaches graph output '{out}' (the model's interface must not change; "
-                               f"--allow-io-change resizes it)")
+            ctx.block_all(out, Reason(f"reaches graph output '{out}' (the model's interface must not change)",
+                                      "interface", out))
     _apply_exclusions(ctx, set(exclude or ()))
     if paths is not None:
         _block_unverifiable_branches(model, ctx, paths)
@@ -123,7 +129,7 @@ def _count_nodes(node) -> int:
 def _propagate_node(node: onnx.NodeProto, ctx: PropagateContext) -> None:
     if node.op_type != "If":  # If branches are analysed; other subgraphs (Loop, Scan) are not
         for name in sorted(outer_scope_names(node)):
-            ctx.block_all(name, f"{node_label(node)}: used inside a subgraph")
+            ctx.block_all(name, Reason(f"{node_label(node)}: used inside a subgraph", "subgraph", node.name))
     handler = handler_for(node)
     if not getattr(handler, "multi_axis", False):
         for name in node.input:
@@ -131,20 +137,22 @@ def _propagate_node(node: onnx.NodeProto, ctx: PropagateContext) -> None:
     if handler is None:
         if any(ctx.tracked(n) for n in node.input):
             domain = f"{node.domain}::" if node.domain else ""
-            ctx.block_inputs(node, f"no handler for op {domain}{node.op_type}; channels cannot pass through it")
+            ctx.block_inputs(node, f"no handler for op {domain}{node.op_type}; channels cannot pass through it",
+                             "no-handler")
         return
     before = len(ctx.params)
     try:
         handler.propagate(node, ctx)
     except Exception as exc:  # a handler surprised by a graph must block, never crash or guess
-        ctx.block_inputs(node, f"handler could not analyse it ({type(exc).__name__}: {str(exc)[:80]})")
+        ctx.block_inputs(node, f"handler could not analyse it ({type(exc).__name__}: {str(exc)[:80]})", "handler-error")
         for out in node.output:
             ctx.dims.pop(out, None)
         del ctx.params[before:]
         return
     for p in ctx.params[before:]:
         if not ctx.index.is_const(p.tensor):
-            ctx.block(p.labels, f"{node_label(node)}: parameter '{p.tensor}' is computed at run time")
+            ctx.block(p.labels, Reason(f"{node_label(node)}: parameter '{p.tensor}' is computed at run time",
+                                       "runtime-value", node.name))
 
 
 def _unrun_branch_notes(model, ctx: PropagateContext, paths) -> list[str]:
@@ -173,7 +181,8 @@ def _block_unverifiable_branches(model, ctx: PropagateContext, paths) -> None:
         for branch in BRANCHES:
             if (if_key(node), branch) not in paths.failed:
                 continue
-            reason = f"If '{if_key(node)}' {branch} cannot run on the seeded inputs, so it cannot be verified"
+            reason = Reason(f"If '{if_key(node)}' {branch} cannot run on the seeded inputs, so it cannot be verified",
+                            "unverifiable-branch", if_key(node))
             inside = {id(n) for n in iter_nodes(attr(node, branch))}
             for n in iter_nodes(attr(node, branch)):
                 for out in n.output:
@@ -189,11 +198,11 @@ def _apply_exclusions(ctx: PropagateContext, exclude: set[str]) -> None:
     for s in ctx.sources:
         for name in (s.node.name, s.output):
             if name in exclude:
-                ctx.block(s.atoms, f"excluded by --exclude {name}")
+                ctx.block(s.atoms, Reason(f"excluded by --exclude {name}", "excluded", name))
     for p in ctx.params:
         for name in (p.node.name, p.tensor):
             if name in exclude:
-                ctx.block(p.labels, f"excluded by --exclude {name}")
+                ctx.block(p.labels, Reason(f"excluded by --exclude {name}", "excluded", name))
 
 
 def _make_multi_axis_rectangular(ctx: PropagateContext) -> None:
@@ -234,8 +243,8 @@ def _only_state_outputs_resize(ctx: PropagateContext, groups: list[Group]) -> No
         if kinds.get(g.id) == {"output"}:
             outs = sorted({name for name, _, labels, kind in ctx.io if kind == "output"
                            and set(ctx.atoms.roots(labels).tolist()) & set(g.classes)})
-            g.blocked_by.append(f"reaches graph output '{outs[0]}', which is not recurrent state fed back "
-                                f"through a graph input")
+            g.blocked_by.append(Reason(f"reaches graph output '{outs[0]}', which is not recurrent state fed back "
+                                       f"through a graph input", "not-state", outs[0]))
 
 
 def _build_groups(ctx: PropagateContext) -> list[Group]:

@@ -5,12 +5,6 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-
 # label offsets (points) cycled over the points in x order, so neighbours do not overprint
 _OFFSETS = [(0, 18), (0, -20), (22, 30), (22, -32), (-22, 30), (-22, -32)]
 
@@ -43,6 +37,11 @@ def plot_sweep(sweep: dict, path: str) -> None:
     pts = _plottable(sweep["points"])
     mc = sweep["bench"]["machine"]
     timing = sweep["bench"]["timing"]
+    import matplotlib  # imported here: it costs a second at start-up of every command
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), constrained_layout=True)
     for ax, cost, label, scale in ((axes[0], "p50_ms", "measured p50 latency (ms)", 1.0),
                                    (axes[1], "macs", "MACs (millions)", 1e-6)):

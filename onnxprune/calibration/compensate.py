@@ -26,7 +26,7 @@ from onnx import helper, numpy_helper
 
 from ..analysis import Analysis
 from .statistics import Calibration, Site
-from ..core.graph import GraphIndex, attr
+from ..core.graph import GraphIndex
 from ..core.constants import ConstantWriter
 
 METHODS = ("none", "bias", "lstsq")
@@ -63,7 +63,7 @@ def compensate(analysis: Analysis, removed: set[int], calib: Calibration, method
             row["note"] = "consumer kind not supported"
             continue
         moment = calib.moment(site)
-        exact = moment is not None and (site.kind != "conv" or site.pointwise or site.patches is not None)
+        exact = moment is not None and site.rows_exact
         if exact and site.patches is not None:  # rows are kernel windows: W flattened, a mask per offset
             linear.flat = True
             keep = np.repeat(keep, site.features // keep.size)
@@ -97,46 +97,20 @@ def compensate(analysis: Analysis, removed: set[int], calib: Calibration, method
 
 
 class _Linear:
-    """A consumer seen as y = W x + b: W as (outputs x read positions), b per output."""
+    """A consumer seen as y = W x + b through its handler's linear view: W as (outputs x read
+    positions), b per output; the view reads and writes the op's own weights."""
 
     def __init__(self, site, node, writer, index, w, bias, extra=None, bias_per_output=True):
         self.site, self.node, self.writer, self.index = site, node, writer, index
         self.w, self.bias = w, bias  # float64; bias is per output (what the refit may change)
-        self.extra = extra  # what writing back needs: Gemm (alpha, beta, transB, C), MatMul's Add, RNN dims
+        self.extra = extra  # what writing back needs (the view's: Gemm's alpha/beta/transB/C, ...)
         self.bias_per_output = bias_per_output
         self.flat = False  # a k x k Conv seen over kernel windows: W as (outputs x channels*offsets)
 
     @classmethod
     def of(cls, site: Site, node, writer: ConstantWriter, index: GraphIndex):
-        w = writer.current(node, 1).astype(np.float64)
-        kind = site.kind
-        if kind == "conv" and int(attr(node, "group", 1)) == 1:
-            b = _opt_const(writer, node, 2, w.shape[0])
-            return cls(site, node, writer, index, w, b)
-        if kind == "gemm":
-            alpha, beta = float(attr(node, "alpha", 1.0)), float(attr(node, "beta", 1.0))
-            trans_b = int(attr(node, "transB", 0))
-            n = w.shape[0] if trans_b else w.shape[1]
-            c = writer.current(node, 2) if len(node.input) > 2 and node.input[2] else None
-            if beta == 0.0:  # the bias term is switched off: nowhere to fold a correction
-                return None
-            per_output = c is None or c.ndim == 0 or (c.size == n) or c.size == 1
-            b = np.zeros(n)
-            if c is not None and per_output:  # C of shape (), (1,), (N,) or (1, N)
-                b = np.broadcast_to(beta * c.astype(np.float64).reshape(-1), (n,)).copy()
-            wm = (w if trans_b else w.T) * alpha
-            return cls(site, node, writer, index, wm, b, (alpha, beta, trans_b, c), per_output)
-        if kind == "matmul" and w.ndim == 2:
-            add = _following_add(index, node, w.shape[1])
-            b = np.zeros(w.shape[1]) if add is None else \
-                index.const(add[0].input[add[1]]).astype(np.float64).reshape(-1)
-            return cls(site, node, writer, index, w.T, b, add)
-        if kind == "rnn":
-            d, gh, _ = w.shape
-            bias = _opt_const(writer, node, 3, None)
-            wb = np.zeros((d, gh)) if bias is None else bias.astype(np.float64)[:, :gh]
-            return cls(site, node, writer, index, w.reshape(d * gh, -1), wb.reshape(-1), (d, gh))
-        return None
+        opened = site.view.open(node, writer, index) if site.view is not None else None
+        return None if opened is None else cls(site, node, writer, index, *opened)
 
     def augmented(self) -> np.ndarray:
         """[W b]: W flattened over kernel windows, or with its kernel offsets summed (per-pixel
@@ -149,63 +123,7 @@ class _Linear:
         return self.w.sum(axis=tuple(range(2, self.w.ndim))) if self.w.ndim > 2 else self.w
 
     def write(self, new: np.ndarray, new_adds: list, node_pos: int) -> None:
-        w_new, b_new = new[:, :-1], new[:, -1]
-        node, writer, kind = self.node, self.writer, self.site.kind
-        dtype = writer.current(node, 1).dtype
-        if kind == "conv":
-            w = self.w if np.array_equal(w_new, self.matrix()) else w_new.reshape(self.w.shape)
-            writer.set(node, 1, w.astype(dtype))
-            _set_or_add(writer, node, 2, b_new.astype(dtype), "bias")
-        elif kind == "gemm":
-            alpha, beta, trans_b, c = self.extra
-            wm = w_new / alpha
-            writer.set(node, 1, (wm if trans_b else wm.T).astype(dtype))
-            if c is None:
-                _set_or_add(writer, node, 2, (b_new / beta).astype(dtype), "bias")
-            else:
-                shape = np.broadcast_shapes(c.shape, b_new.shape)
-                writer.set(node, 2, (np.broadcast_to(c, shape) + (b_new - self.bias) / beta).astype(c.dtype))
-        elif kind == "matmul":
-            writer.set(node, 1, w_new.T.astype(dtype))
-            if self.extra is None:
-                new_adds.append((node_pos, b_new.astype(dtype)))
-            else:
-                add, k = self.extra
-                c = self.index.const(add.input[k])
-                writer.set(add, k, (c + (b_new - self.bias).reshape(c.shape)).astype(c.dtype))
-        elif kind == "rnn":
-            d, gh = self.extra
-            writer.set(node, 1, w_new.reshape(d, gh, -1).astype(dtype))
-            bias = _opt_const(writer, node, 3, None)
-            full = np.zeros((d, 2 * gh)) if bias is None else bias.astype(np.float64).copy()
-            full[:, :gh] = b_new.reshape(d, gh)
-            _set_or_add(writer, node, 3, full.astype(dtype), "B")
-
-
-def _opt_const(writer, node, i, n):
-    if len(node.input) > i and node.input[i]:
-        return writer.current(node, i).astype(np.float64)
-    return None if n is None else np.zeros(n)
-
-
-def _set_or_add(writer, node, i, array, suffix) -> None:
-    if len(node.input) > i and node.input[i]:
-        writer.set(node, i, array)
-    else:
-        writer.add_input(node, i, array, f"{node.name or node.output[0]}_{suffix}")
-
-
-def _following_add(index: GraphIndex, node, n: int):
-    """The Add that adds a constant bias of n values to this MatMul's output, if it is the only reader."""
-    uses = index.consumers(node.output[0])
-    if len(uses) != 1 or uses[0].node.op_type != "Add":
-        return None
-    add = uses[0].node
-    other = 1 - list(add.input).index(node.output[0])
-    value = index.const(add.input[other])
-    if value is None or value.size != n or value.shape[-1] != n or len(index.consumers(add.input[other])) != 1:
-        return None
-    return add, other
+        self.site.view.write(self, new[:, :-1], new[:, -1], new_adds, node_pos)
 
 
 def _insert_add(model: onnx.ModelProto, writer: ConstantWriter, node_pos: int, bias: np.ndarray) -> None:

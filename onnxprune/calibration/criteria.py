@@ -124,7 +124,7 @@ def _greedy_order(m: np.ndarray) -> np.ndarray:
 # Reconstruction order when the consumers will be refit (`--criterion reconstruction --compensate lstsq`).
 #
 # Without compensation, removing channel set S from a linear consumer y = W x costs E||W_S x_S||^2
-# (criteria_data). With lstsq compensation the kept inputs are refit, so what is lost is only the part
+# (removal_cost above). With lstsq compensation the kept inputs are refit, so what is lost is only the part
 # of x_S the kept inputs (and a constant) cannot predict: with G = E[[x,1][x,1]^T] and H = G^-1 over
 # the inputs still kept, removing block c next costs tr(W_c (H_cc)^-1 W_c^T), after which the other
 # columns absorb it, W <- W - W_c (H_cc)^-1 H_c., and H <- H - H_.c (H_cc)^-1 H_c. (Optimal Brain
@@ -134,7 +134,7 @@ def _greedy_order(m: np.ndarray) -> np.ndarray:
 # (benchmarks/zoo_results.py): see the README.
 #
 # Each site's cost is relative to its output energy tr(W G W^T); sites with no full moments (wide,
-# grouped or non-linear consumers) add their no-refit cost, as criteria_data does.
+# grouped or non-linear consumers) add their no-refit cost, as removal_cost does.
 
 
 class _RefitSite:
@@ -183,7 +183,7 @@ def refit_order(analysis, sites, calib, size: int) -> np.ndarray:
     refit, fixed = [], []
     for site, onehot in sites:
         moment = calib.moment(site)
-        linear = site.kind in ("gemm", "matmul", "rnn") or (site.kind == "conv" and (site.pointwise or site.patches))
+        linear = site.rows_exact
         if moment is None or not linear:
             fixed.append((site, onehot))
             continue

@@ -20,11 +20,11 @@ import onnx
 
 from ..analysis import Analysis
 from ..analysis.context import ParamSlice
+from ..analysis.handlers.base import LinearView
+from ..analysis.handlers.registry import linear_view_for
 from ..errors import ModelError, UsageError, first_line
-from ..core.graph import attr
 from ..core.runtime import make_session
 
-RECURRENT = ("LSTM", "GRU", "RNN")
 MAX_FEATURES = 2048  # full second moments per site above this width would cost > 32 MB: diagonal only
 
 
@@ -35,7 +35,7 @@ class Site:
     param: ParamSlice
     value: str
     axis: int
-    kind: str  # 'conv', 'gemm', 'matmul', 'rnn' (linear consumers compensation supports) or 'other'
+    view: LinearView | None  # how its op is a linear product (the handler's), None: not linear
     pointwise: bool = False  # a 1x1, ungrouped, unpadded Conv: a plain matrix product per pixel
     patches: tuple | None = None  # a k x k ungrouped Conv: (kernel, pads, strides, dilations, auto_pad)
 
@@ -47,6 +47,15 @@ class Site:
     @property
     def node(self) -> onnx.NodeProto:
         return self.param.node
+
+    @property
+    def kind(self) -> str:
+        return self.view.kind if self.view is not None else "other"
+
+    @property
+    def rows_exact(self) -> bool:
+        """Each calibration row is one input of the product (a k x k Conv: only over windows)."""
+        return self.view is not None and self.view.rows_exact(self)
 
 
 @dataclass
@@ -111,16 +120,16 @@ def consumer_sites(analysis: Analysis) -> list[Site]:
     sites = []
     main = {id(n) for n in analysis.model.graph.node}
     for p in analysis.params:
-        if p.role != "consumer" or (p.node.op_type in RECURRENT and p.input_index == 2):
+        view = linear_view_for(p.node)
+        if p.role != "consumer" or (view is not None and view.hidden_state_input(p)):
             continue
         if id(p.node) not in main:  # inside an If branch: its values cannot be graph outputs (no site)
             continue
         found = _read_value(analysis, p)
         if found is not None:
-            kind = _kind(analysis, p)
-            pointwise = kind == "conv" and _is_pointwise(analysis, p.node)
-            patches = _patch_geometry(analysis, p.node) if kind == "conv" and not pointwise and found[1] == 1 else None
-            sites.append(Site(p, found[0], found[1], kind, pointwise, patches))
+            view = view if view is not None and view.reads(analysis.index, p) else None
+            pointwise, patches = view.geometry(analysis.index, p.node) if view is not None else (False, None)
+            sites.append(Site(p, found[0], found[1], view, pointwise, patches if found[1] == 1 else None))
     return sites
 
 
@@ -132,37 +141,6 @@ def _read_value(analysis: Analysis, p: ParamSlice):
             if isinstance(axis, int) and labels.shape == p.labels.shape and np.array_equal(labels, p.labels):
                 return name, axis
     return None
-
-
-def _kind(analysis: Analysis, p: ParamSlice) -> str:
-    op, node = p.node.op_type, p.node
-    if p.input_index != 1 or node.domain not in ("", "ai.onnx"):
-        return "other"
-    if op == "Conv" and p.axis == 1 and analysis.index.const(node.input[1]).ndim >= 3:
-        return "conv"
-    if op == "Gemm":
-        return "gemm"
-    if op == "MatMul" and p.axis == 0:
-        return "matmul"
-    if op in RECURRENT:
-        return "rnn"
-    return "other"
-
-
-def _patch_geometry(analysis: Analysis, node: onnx.NodeProto):
-    """(kernel, pads, strides, dilations, auto_pad) of an ungrouped 1-D/2-D Conv, else None."""
-    kernel = tuple(analysis.index.const(node.input[1]).shape[2:])
-    if int(attr(node, "group", 1)) != 1 or not 1 <= len(kernel) <= 2:
-        return None
-    n = len(kernel)
-    auto_pad = attr(node, "auto_pad", "NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
-    pads = tuple(attr(node, "pads", None) or [0] * 2 * n)
-    strides = tuple(attr(node, "strides", None) or [1] * n)
-    dilations = tuple(attr(node, "dilations", None) or [1] * n)
-    if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER") or len(pads) != 2 * n:
-        return None
-    return kernel, pads if auto_pad == "NOTSET" else (0,) * 2 * n, strides, dilations, auto_pad
 
 
 def patch_rows(x: np.ndarray, geometry) -> np.ndarray:
@@ -200,16 +178,7 @@ def wants_moments(site: Site) -> bool:
     """Full second moments (per pixel for a 1x1 Conv, per kernel window for a k x k one, per time
     step for a recurrent input) for linear consumers up to MAX_FEATURES wide; wider ones keep only
     the diagonal (mean of squares)."""
-    return site.kind != "other" and site.features <= MAX_FEATURES
-
-
-def _is_pointwise(analysis: Analysis, node: onnx.NodeProto) -> bool:
-    kernel = analysis.index.const(node.input[1]).shape[2:]
-    pads = attr(node, "pads", None) or []
-    auto_pad = attr(node, "auto_pad", "NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
-    return (all(k == 1 for k in kernel) and not any(pads) and int(attr(node, "group", 1)) == 1
-            and auto_pad in ("NOTSET", "VALID"))
+    return site.view is not None and site.features <= MAX_FEATURES
 
 
 def calibrate(analysis: Analysis, feeds: Iterable[dict], *, moments: bool = False) -> Calibration:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from ..api import check_verified
-from ..search.auto import auto_prune, budget_noise, check_goal
+from ..prune.pipeline import PruneConfig
+from ..search.auto import AutoConfig, auto_prune, budget_noise, check_goal
 from ..errors import UsageError
 from ..core.io import check_output_path
 from ..calibration.compensate import METHODS
@@ -92,14 +94,13 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
     goal, target = _goal(target_speedup, target_macs, target_params)
     if max_drop is None and min_snr is None:
         max_drop = 1.0
-    if max_drop is not None and max_drop < 0:
-        raise UsageError(f"--max-drop {max_drop} must be >= 0")
-    for flag, value in (("--round-to", round_to), ("--calib", calib), ("--eval", n_eval), ("--max-evals", max_evals),
-                        ("--runs", runs)):
-        if value < 1:
-            raise UsageError(f"{flag} {value} must be at least 1")
-    if time_limit is not None and time_limit <= 0:
-        raise UsageError(f"--time-limit {time_limit} must be positive")
+    if round_to < 1:
+        raise UsageError(f"--round-to {round_to} must be at least 1")
+    search = AutoConfig(goal=goal, target=target, max_drop=max_drop, min_snr=min_snr, calib=calib, n_eval=n_eval,
+                        latency=latency_model, provider=provider, threads=threads, runs=runs, cache=not no_cache,
+                        max_evals=max_evals, time_limit=time_limit)
+    config = PruneConfig(ratio=0.0, criterion=criterion, compensate=compensate, round_to=round_to,
+                         exclude=tuple(exclude), shapes=shapes, allow_io_change=allow_io_change, seed=seed)
     check_output_path(model, output)
     source = f"--data {data.path}" if data else "seeded random inputs"
     evaluate, metric, metric_name = _task_evaluator(model, data, task_kw, n_eval, shapes)
@@ -128,13 +129,8 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
         click.echo(f"step {e['step']:3d}: {e['group']} {e['kept']}/{e['size']} | {speed}MACs {100 * e['macs']:.1f}% "
                    f"| params {100 * e['params']:.1f}% | {metric} | {'ok' if e['accepted'] else 'over budget, step back'}")
 
-    done = auto_prune(model, goal=goal, target=target, max_drop=max_drop, min_snr=min_snr, data=data, calib=calib,
-                      n_eval=n_eval, latency=latency_model, provider=provider, threads=threads, runs=runs,
-                      cache=not no_cache, max_evals=max_evals, time_limit=time_limit, criterion=criterion,
-                      round_to=round_to, exclude=exclude, shapes=shapes, allow_io_change=allow_io_change, seed=seed,
-                      evaluate=evaluate, metric=metric, compensation=compensate,
-                      on_sensitivity=on_sensitivity, on_latency=on_latency,
-                      progress=progress)
+    done = auto_prune(model, replace(search, metric=metric), config, data=data, evaluate=evaluate,
+                      on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress)
     found, speedup = done.search, done.measured_speedup
     n_used = len(evaluate.examples) if evaluate is not None else n_eval
     from .prune import print_summary

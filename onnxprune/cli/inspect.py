@@ -9,6 +9,7 @@ from ..api import analyze, model_stats
 from ..core.io import load_model
 from ..prune.plan import group_names
 from ..core.shapes import parse_input_values
+from .hints import hint, with_hint
 from .common import human, input_option, run_command, shape_option, table, verbose_option, write_json
 
 
@@ -30,7 +31,7 @@ def inspect(model, shapes, inputs, exclude, allow_io_change, json_path, verbose)
     names = group_names(analysis)
     rows = []
     for g in analysis.groups:
-        status = "prunable" if g.prunable else ("blocked: " + g.blocked_by[0] if g.blocked_by else "single channel")
+        status = "prunable" if g.prunable else ("blocked: " + with_hint(g.blocked_by[0]) if g.blocked_by else "single channel")
         rows.append([names[g.id], g.size, g.unit, len(g.sources), status])
     click.echo(f"{model}: {len(onnx_model.graph.node)} nodes, {human(stats['params'])} params, "
                f"{human(stats['macs'])} MACs, opset {analysis.index.opset}, IR {onnx_model.ir_version}")
@@ -49,5 +50,6 @@ def inspect(model, shapes, inputs, exclude, allow_io_change, json_path, verbose)
             "model": str(model), "params": stats["params"], "macs": stats["macs"], "ops": stats["ops"],
             "notes": analysis.notes, "opset": analysis.index.opset, "ir_version": onnx_model.ir_version, "input_shapes": analysis.input_shapes,
             "groups": [{"name": names[g.id], "unit": g.unit, "size": g.size, "prunable": g.prunable, "blocked_by": g.blocked_by or None,
+                        "blocked": [dict(r.to_dict(), hint=hint(r)) for r in g.blocked_by] or None,
                         "sources": g.members()} for g in analysis.groups],
         })

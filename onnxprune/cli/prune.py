@@ -14,6 +14,7 @@ from ..calibration.compensate import METHODS
 from ..prune import criteria
 from ..core.shapes import parse_input_values
 from .calibration import calibration_feeds
+from .hints import with_hint
 from .common import describe_written, human, input_option, run_command, shape_option, table, verbose_option, write_json
 from .data_options import data_options
 
@@ -63,9 +64,10 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
         from ..search.auto import allocate_plan
 
         calibration = None if calibration is None else list(calibration)  # read twice: allocation, then prune
-        plan = allocate_plan(onnx_model, ratio=ratio, criterion=criterion, round_to=round_to, exclude=exclude,
-                             shapes=shapes, allow_io_change=allow_io_change, seed=seed, data=data,
-                             calibration=calibration, compensate=compensate)
+        plan = allocate_plan(onnx_model, PruneConfig(ratio=ratio, criterion=criterion, round_to=round_to,
+                                                     exclude=tuple(exclude), shapes=shapes, seed=seed,
+                                                     allow_io_change=allow_io_change, calibration=calibration,
+                                                     compensate=compensate), data=data)
         if "macs_fraction" in plan.meta:
             click.echo(f"allocate: sensitivity-guided widths keep {plan.meta['macs_fraction']:.1%} of the MACs "
                        f"(uniform --ratio {ratio:g}: {plan.meta['uniform_macs_fraction']:.1%})")
@@ -120,7 +122,7 @@ def print_summary(result, file_size_before: int | None = None) -> None:
     single = sum(1 for g in groups if not g["prunable"] and not g["blocked_by"])
     click.echo(f"groups: {sum(g['prunable'] for g in groups)} prunable, {len(blocked)} blocked"
                + (f", {single} single-channel" if single else "")
-               + (f" (first: {blocked[0]['name']}: {blocked[0]['blocked_by'][0]})" if blocked else ""))
+               + (f" (first: {blocked[0]['name']}: {with_hint(blocked[0]['blocked_by'][0])})" if blocked else ""))
     v = result.verify
     if v is None:
         click.echo("verify: skipped (--no-verify)")

@@ -104,7 +104,7 @@ def infer_value_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]],
 
 def probe(model: onnx.ModelProto, shapes: dict[str, list[int]], values: dict | None = None):
     """(value shapes, Paths or None). With Ifs, shapes come from the model inlined along every
-    execution path reachable on seeded inputs (control_flow.explore); branches that cannot run
+    execution path reachable on seeded inputs (branches.explore); branches that cannot run
     are listed in Paths.failed and their values stay unknown."""
     if not has_if(model):
         return _infer(model, shapes, values), None
@@ -144,12 +144,18 @@ def _declared(model: onnx.ModelProto) -> onnx.ModelProto:
     return bare
 
 
+INFER_WEIGHT_BYTES = 1 << 12  # shape inference reads weights' shapes only: bigger ones go in as inputs
+
+
 def _infer(model: onnx.ModelProto, shapes, values=None) -> dict[str, tuple[int, ...]]:
-    fixed = with_fixed_inputs(_declared(without_big_weights(model) if is_huge(model) else model), shapes)
+    # onnx's inference serialises the model it is given: without the weights' bytes it costs
+    # milliseconds instead of seconds on a 100 MB model (small constants stay: data propagation
+    # of shape values needs them)
+    light = with_fixed_inputs(_declared(without_big_weights(model, INFER_WEIGHT_BYTES)), shapes)
     try:
-        inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(light, data_prop=True)
     except Exception:
-        inferred = fixed
+        inferred = light
     result: dict[str, tuple[int, ...]] = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
         shape = _static_shape(vi)
@@ -159,6 +165,7 @@ def _infer(model: onnx.ModelProto, shapes, values=None) -> dict[str, tuple[int, 
         result[t.name] = tuple(t.dims)
     missing = [o for n in model.graph.node for o in n.output if o and o not in result]
     if missing:
+        fixed = with_fixed_inputs(_declared(without_big_weights(model) if is_huge(model) else model), shapes)
         result.update(_shapes_from_runtime(fixed, shapes, missing, values))
     return result
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import onnx
 
 from ..core import external
-from ..prune import criteria
 from ..prune.pipeline import PruneConfig, PruneResult, prune
 from ..errors import UsageError
 from ..prune.plan import Plan
@@ -27,6 +26,38 @@ from .widths import WidthSpace
 
 GOALS = ("speedup", "macs", "params")
 MEASURE_EVERY = 5
+
+
+@dataclass(frozen=True)
+class AutoConfig:
+    """What `auto` looks for (goal, budget) and how it judges (feeds, latency model, caps); how
+    candidates are pruned is the PruneConfig beside it. Validated once, on construction."""
+    goal: str
+    target: float
+    max_drop: float | None = 1.0      # points of `metric` below the original's
+    min_snr: float | None = None      # dB of the outputs against the original's
+    metric: str = "top1_agreement"
+    calib: int = 16                   # feeds for sensitivity
+    n_eval: int = 32                  # held-out feeds for the default (fidelity) evaluation
+    calib_examples: int = 128         # calibration examples for data-aware criteria / compensation
+    latency: str | object = "measured"  # "measured", "macs" or an object with LatencyModel's interface
+    provider: str = "CPUExecutionProvider"
+    threads: int = 1
+    runs: int = 100
+    cache: bool = True
+    max_evals: int = 200
+    time_limit: float | None = None
+
+    def __post_init__(self):
+        check_goal(self.goal, self.target)
+        if self.max_drop is not None and self.max_drop < 0:
+            raise UsageError(f"--max-drop {self.max_drop} must be >= 0")
+        for flag, value in (("--calib", self.calib), ("--eval", self.n_eval), ("--max-evals", self.max_evals),
+                            ("--runs", self.runs)):
+            if value < 1:
+                raise UsageError(f"{flag} {value} must be at least 1")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise UsageError(f"--time-limit {self.time_limit} must be positive")
 
 
 def check_goal(goal: str, target: float) -> None:
@@ -222,32 +253,25 @@ class AutoResult:
 
 
 def finish(model: onnx.ModelProto, space: WidthSpace, found: SearchResult, *, goal: str, target: float,
-           sensitivity: Sensitivity, evaluate=None, latency=None, shapes=None, exclude=(),
-           allow_io_change: bool = False, verify: bool = True, atol: float = 1e-5, rtol: float = 1e-4,
-           calibration=None) -> AutoResult:
+           sensitivity: Sensitivity, evaluate=None, latency=None, verify: bool = True) -> AutoResult:
     """Run the chosen widths through `prune` (verified), evaluate the result once more."""
     plan = space.plan(found.keep)
     plan.meta.update({"auto": {"goal": goal, "target": target, "reached": found.reached}})
     plan.meta.update({"compensate": space.compensate})
-    config = PruneConfig(ratio=0.0, criterion=space.criterion, round_to=space.round_to, exclude=tuple(exclude), shapes=shapes,
-                         verify=verify, atol=atol, rtol=rtol, seed=space.seed, allow_io_change=allow_io_change,
-                         plan=plan, calibration=calibration, compensate=space.compensate)
-    result = prune(model, config=config)
+    result = prune(model, config=replace(space.config, plan=plan, verify=verify))
     metrics = evaluate(result.model) if evaluate is not None else {}
     return AutoResult(result, found, goal, target, metrics, sensitivity.to_dict(),
                       latency.to_dict() if latency is not None else None)
 
 
-def allocate_plan(model: onnx.ModelProto, *, ratio: float, criterion: str = "l1", round_to: int = 4, exclude=(),
-                  shapes=None, allow_io_change: bool = False, seed: int = 0, data=None, feeds: int = 16,
-                  calibration=None, compensate: str = "none") -> Plan:
+def allocate_plan(model: onnx.ModelProto, config: PruneConfig, *, data=None, feeds: int = 16) -> Plan:
     """`prune --allocate sensitivity`: per-group widths whose total MACs are at most those of a
-    uniform `ratio`, taking channels from the least sensitive groups first (no budget loop)."""
+    uniform `config.ratio`, taking channels from the least sensitive groups first (no budget loop)."""
     from .fidelity import Fidelity, make_feeds
     from .sensitivity import measure_sensitivity
 
-    space = WidthSpace(model, shapes=shapes, criterion=criterion, round_to=round_to, exclude=exclude,
-                       allow_io_change=allow_io_change, seed=seed, calibration=calibration, compensate=compensate)
+    ratio, seed = config.ratio, config.seed
+    space = WidthSpace(model, config)
     if not space.groups or ratio == 0.0:
         return space.plan(space.full)
     uniform = {n: space.width_at(n, ratio) for n in space.groups}
@@ -262,59 +286,54 @@ def allocate_plan(model: onnx.ModelProto, *, ratio: float, criterion: str = "l1"
     return plan
 
 
-def auto_prune(model_or_path, *, goal: str, target: float, max_drop: float | None = 1.0, min_snr: float | None = None,
-               evaluate=None, data=None, calib: int = 16, n_eval: int = 32, latency: str | object = "measured",
-               provider: str = "CPUExecutionProvider", threads: int = 1, runs: int = 100, cache: bool = True,
-               max_evals: int = 200, time_limit: float | None = None, compensate=None, criterion: str = "l1",
-               round_to: int = 4, exclude=(), shapes=None, allow_io_change: bool = False, seed: int = 0,
-               metric: str = "top1_agreement", compensation: str = "none", calib_examples: int = 128,
-               on_sensitivity=None, on_latency=None, progress=None) -> AutoResult:
-    """The whole `onnxprune auto` pipeline as one call. `evaluate` defaults to label-free
-    fidelity on `n_eval` held-out feeds (from `data`, a DataConfig, or seeded random inputs);
-    `latency` is "measured" (LatencyModel on `provider`), "macs" (MacsLatency) or an object with
-    their interface. Sensitivity always uses fidelity on `calib` calibration feeds."""
-    from ..errors import UsageError as _Usage
+def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | None = None, *, data=None,
+               evaluate=None, on_sensitivity=None, on_latency=None, progress=None) -> AutoResult:
+    """The whole `onnxprune auto` pipeline as one call: candidates are pruned as `config` says
+    (criterion, compensation, round_to, exclusions, shapes; its ratio and plan are the search's).
+    `evaluate` defaults to label-free fidelity on `n_eval` held-out feeds (from `data`, a
+    DataConfig, or seeded random inputs); sensitivity always uses fidelity on `calib` calibration
+    feeds; calibration statistics (data-aware criteria, compensation) come from `data`."""
     from .fidelity import Fidelity, make_feeds, split_part
     from ..core.io import load_model
     from .latency_model import LatencyModel, MacsLatency, check_provider
     from .sensitivity import measure_sensitivity
 
-    check_goal(goal, target)
+    s = search_config
+    config = config or PruneConfig(ratio=0.0)
     model = model_or_path if isinstance(model_or_path, onnx.ModelProto) else load_model(model_or_path)
-    if latency == "measured":
-        check_provider(provider)
-    calibration = None
+    if s.latency == "measured":
+        check_provider(s.provider)
     pool = split_part(model, data, 0) if data is not None else None  # read once: statistics and sensitivity
-    if criteria.needs_data(criterion, compensation):
+    if config.needs_data:
         if data is None:
-            raise _Usage(f"--criterion {criterion} / --compensate {compensation} need calibration data (--data)")
-        calibration = make_feeds(model, {}, count=calib_examples, seed=seed, pool=pool)
-    space = WidthSpace(model, shapes=shapes, criterion=criterion, round_to=round_to, exclude=exclude,
-                       allow_io_change=allow_io_change, seed=seed, calibration=calibration, compensate=compensation)
+            raise UsageError(f"--criterion {config.criterion} / --compensate {config.compensate} need calibration "
+                             f"data (--data)")
+        config = replace(config, calibration=make_feeds(model, {}, count=s.calib_examples, seed=config.seed, pool=pool))
+    space = WidthSpace(model, config)
     if not space.groups:
-        raise _Usage("the model has no prunable group (see onnxprune inspect)")
-    ins = space.analysis.input_shapes
-    sens = measure_sensitivity(space, Fidelity(model, make_feeds(model, ins, count=calib, seed=seed, pool=pool)))
+        raise UsageError("the model has no prunable group (see onnxprune inspect)")
+    ins, seed = space.analysis.input_shapes, config.seed
+    sens = measure_sensitivity(space, Fidelity(model, make_feeds(model, ins, count=s.calib, seed=seed, pool=pool)))
     if on_sensitivity:
         on_sensitivity(sens)
     if evaluate is None:
-        evaluate = Fidelity(model, make_feeds(model, ins, count=n_eval, seed=seed, data=data, part=1))
+        evaluate = Fidelity(model, make_feeds(model, ins, count=s.n_eval, seed=seed, data=data, part=1))
+    latency = s.latency
     if latency == "macs":
         latency = MacsLatency(space)
     elif latency == "measured":
-        latency = LatencyModel(space, provider=provider, threads=threads, runs=runs, seed=seed)
-        if goal == "speedup":
-            latency.build(cache=cache)
+        latency = LatencyModel(space, provider=s.provider, threads=s.threads, runs=s.runs, seed=seed)
+        if s.goal == "speedup":
+            latency.build(cache=s.cache)
             if on_latency:
                 on_latency(latency)
-    found = search(space, goal, target, sensitivity=sens, evaluate=evaluate,
-                   latency=latency if goal == "speedup" else None, max_drop=max_drop, min_snr=min_snr,
-                   max_evals=max_evals, time_limit=time_limit, compensate=compensate, progress=progress,
-                   metric=metric)
-    done = finish(model, space, found, goal=goal, target=target, sensitivity=sens, evaluate=evaluate,
-                  latency=latency if goal == "speedup" else None, shapes=shapes, exclude=exclude,
-                  allow_io_change=allow_io_change, calibration=calibration)
-    done.measured_speedup = found.achieved if goal == "speedup" else latency.measure_speedup(done.result.model)
+    timing = latency if s.goal == "speedup" else None
+    found = search(space, s.goal, s.target, sensitivity=sens, evaluate=evaluate, latency=timing, max_drop=s.max_drop,
+                   min_snr=s.min_snr, max_evals=s.max_evals, time_limit=s.time_limit, progress=progress,
+                   metric=s.metric)
+    done = finish(model, space, found, goal=s.goal, target=s.target, sensitivity=sens, evaluate=evaluate,
+                  latency=timing, verify=config.verify)
+    done.measured_speedup = found.achieved if s.goal == "speedup" else latency.measure_speedup(done.result.model)
     return done
 
 

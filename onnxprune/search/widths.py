@@ -8,6 +8,8 @@ which verifies it).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import onnx
 
 from ..core import external
@@ -23,16 +25,15 @@ LEVELS = 16  # candidate widths per group: ratios 0, 1/16, ..., 15/16, rounded u
 class WidthSpace:
     """Kept widths per group -> Plan -> pruned model (and its exact MACs/params), memoised."""
 
-    def __init__(self, model: onnx.ModelProto, *, shapes: dict | None = None, criterion: str = "l1",
-                 round_to: int = 4, exclude=(), allow_io_change: bool = False, seed: int = 0,
-                 calibration=None, compensate: str = "none"):
-        """calibration: feed dicts for data-aware criteria and for `compensate` (bias/lstsq), which
-        then repairs every candidate's consumers as `prune --compensate` would."""
+    def __init__(self, model: onnx.ModelProto, config: PruneConfig | None = None, **options):
+        """`config` (or PruneConfig's fields as keywords) as for `prune`: its criterion ranks the
+        channels; with calibration feeds, data-aware criteria and `compensate` (bias/lstsq) repair
+        every candidate's consumers as `prune --compensate` would. Ratio and plan are the space's."""
         self.model = model
-        self.criterion, self.round_to, self.seed, self.compensate = criterion, round_to, seed, compensate
-        self.config = PruneConfig(ratio=0.0, criterion=criterion, round_to=round_to, exclude=tuple(exclude),
-                                  shapes=shapes, allow_io_change=allow_io_change, seed=seed, verify=False,
-                                  calibration=calibration, compensate=compensate)
+        self.config = replace(config or PruneConfig(**options), ratio=0.0, plan=None, verify=False)
+        c = self.config
+        self.criterion, self.round_to, self.seed, self.compensate = c.criterion, c.round_to, c.seed, c.compensate
+        round_to = c.round_to
         prepared = pipeline.run(model, self.config, pipeline.PREPARE)
         self.analysis, self.fingerprint = prepared.analysis, prepared.fingerprint
         self.calib, self.scores = prepared.calib, prepared.scores

@@ -40,6 +40,9 @@ def test_inspect_lists_groups_and_reasons(kws, tmp_path):
     assert data["params"] > 0 and data["macs"] > 0
     assert any(g["blocked_by"] for g in data["groups"]) and any(g["prunable"] for g in data["groups"])
     assert r.stderr.strip().splitlines()[-1].startswith("PASSED")
+    records = [b for g in data["groups"] for b in g["blocked"] or []]
+    assert {"node", "code", "message", "hint"} <= set(records[0])
+    assert any(b["code"] == "mixes-channels" and "Softmax" in b["message"] and b["node"] for b in records), records
 
 
 def test_prune_writes_verified_model_and_report(kws, tmp_path):

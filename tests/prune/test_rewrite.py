@@ -51,6 +51,7 @@ def test_op_without_handler_blocks_naming_the_node(kind):
         node = producer(m, tail)
         assert not g.prunable
         assert any(f"'{node.name}'" in why and "no handler for op my.domain::MyOp" in why for why in g.blocked_by)
+        assert any(why.code == "no-handler" and why.node == node.name for why in g.blocked_by)
         assert group_for(an, m, other).prunable
         return
     r = prune_ok(m, ratio=0.5)
@@ -75,6 +76,8 @@ def test_group_reaching_a_graph_output_is_blocked():
     g = group_for(an, m, a)
     assert not g.prunable
     assert any(f"reaches graph output '{h}'" in why for why in g.blocked_by)
+    assert [why.code for why in g.blocked_by if why.node == h] == ["interface"]
+    assert not any("--" in why for why in g.blocked_by)  # the library names no CLI flag; the CLI adds hints
     r = prune_ok(m, ratio=0.5, expect_removed=False)
     assert r.after["params"] == r.before["params"]
 
@@ -88,6 +91,7 @@ def test_exclude_blocks_a_named_node():
     name = producer(m, a).name
     r = prune_ok(m, ratio=0.5, exclude=[name], expect_removed=False)
     assert any(f"excluded by --exclude {name}" in why for why in group_for(r, m, a).blocked_by)
+    assert any(why.code == "excluded" and why.node == name for why in group_for(r, m, a).blocked_by)
 
 
 def test_single_channel_groups_are_not_prunable():

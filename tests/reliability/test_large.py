@@ -2,7 +2,7 @@
 
 Runs in the default suite when the machine has room (8 GB free in the temporary folder, 5 GB of
 memory available; ~40 s on the 2-core dev machine); ONNXPRUNE_LARGE=0 skips it.
-Measured on the shared 2-core dev machine (weights stay on disk, see onnxprune/weights.py):
+Measured on the shared 2-core dev machine (weights stay on disk, see onnxprune/core/external.py):
 inspect peak RSS 90 MB, prune --ratio 0.3 peak RSS 2.40 GB (1.17x the 2.05 GiB of weights; most
 of it is the weight files mapped by onnxruntime during verification, one session at a time),
 verified, 22 s (benchmarks/large_model_memory.py). Before the weights stayed on disk: inspect 4.26 GB, prune 17.0 GB and 18 min.

@@ -195,12 +195,12 @@ def test_prune_memory_is_bounded_by_weights_not_copies(tmp_path):
 
 def test_search_leaves_no_spill_files_behind(tmp_path):
     """auto builds and drops many candidates: their spilled weights go with them."""
-    from onnxprune.search.auto import auto_prune
+    from onnxprune.search.auto import AutoConfig, auto_prune
 
     path = save_external(mlp(), tmp_path / "m.onnx")
     folder = Path(weights._spill_folder())
     before = set(folder.iterdir())
-    done = auto_prune(str(path), goal="macs", target=0.5, max_drop=None)
+    done = auto_prune(str(path), AutoConfig(goal="macs", target=0.5, max_drop=None))
     assert done.result.verify.passed
     assert done.search.evals + len(done.search.trajectory) > 2
     left = set(folder.iterdir()) - before

@@ -103,7 +103,9 @@ def test_allocate_matches_uniform_macs_and_spares_the_sensitive_group(ratio):
     from onnxprune.search.auto import allocate_plan
 
     model = two_branches()
-    plan = allocate_plan(model, ratio=ratio, round_to=1)
+    from onnxprune.api import PruneConfig
+
+    plan = allocate_plan(model, PruneConfig(ratio=ratio, round_to=1))
     alloc = prune(model, plan=plan, round_to=1)
     uniform = prune(model, ratio=ratio, round_to=1)
     assert alloc.verify.passed

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.graph import attr, node_label, set_attr
-from .base import Handler
+from .base import Handler, LinearView, optional_const, set_or_add
 from .registry import register
 
 
@@ -84,3 +84,62 @@ class ConvTransposeHandler(Handler):
         ctx.param(node, 1, 1, labels, "producer")
         if bias:
             ctx.param(node, 2, 0, labels, "producer")
+
+
+class ConvLinear(LinearView):
+    """An ungrouped Conv as y = W x + b: per pixel for a 1x1 one, over kernel windows (im2col)
+    for a 1-D/2-D k x k one; W read along its input-channel axis."""
+    kind = "conv"
+
+    def reads(self, index, p) -> bool:
+        node = p.node
+        return (node.op_type == "Conv" and node.domain in ("", "ai.onnx") and p.input_index == 1 and p.axis == 1
+                and index.const(node.input[1]).ndim >= 3)
+
+    def geometry(self, index, node):
+        pointwise = _is_pointwise(index, node)
+        return pointwise, None if pointwise else _patch_geometry(index, node)
+
+    def rows_exact(self, site) -> bool:
+        return site.pointwise or site.patches is not None
+
+    def open(self, node, writer, index):
+        if int(attr(node, "group", 1)) != 1:
+            return None
+        w = writer.current(node, 1).astype(np.float64)
+        return w, optional_const(writer, node, 2, w.shape[0]), None, True
+
+    def write(self, lin, w_new, b_new, new_adds, node_pos):
+        node, writer = lin.node, lin.writer
+        dtype = writer.current(node, 1).dtype
+        w = lin.w if np.array_equal(w_new, lin.matrix()) else w_new.reshape(lin.w.shape)
+        writer.set(node, 1, w.astype(dtype))
+        set_or_add(writer, node, 2, b_new.astype(dtype), "bias")
+
+
+ConvHandler.linear = ConvLinear()
+
+
+def _patch_geometry(index, node):
+    """(kernel, pads, strides, dilations, auto_pad) of an ungrouped 1-D/2-D Conv, else None."""
+    kernel = tuple(index.const(node.input[1]).shape[2:])
+    if int(attr(node, "group", 1)) != 1 or not 1 <= len(kernel) <= 2:
+        return None
+    n = len(kernel)
+    auto_pad = attr(node, "auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    pads = tuple(attr(node, "pads", None) or [0] * 2 * n)
+    strides = tuple(attr(node, "strides", None) or [1] * n)
+    dilations = tuple(attr(node, "dilations", None) or [1] * n)
+    if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER") or len(pads) != 2 * n:
+        return None
+    return kernel, pads if auto_pad == "NOTSET" else (0,) * 2 * n, strides, dilations, auto_pad
+
+
+def _is_pointwise(index, node) -> bool:
+    kernel = index.const(node.input[1]).shape[2:]
+    pads = attr(node, "pads", None) or []
+    auto_pad = attr(node, "auto_pad", "NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    return (all(k == 1 for k in kernel) and not any(pads) and int(attr(node, "group", 1)) == 1
+            and auto_pad in ("NOTSET", "VALID"))

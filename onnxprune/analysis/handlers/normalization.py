@@ -5,6 +5,7 @@ GroupNorm) blocks, because removing a channel would change every other channel's
 from __future__ import annotations
 
 from ...core.graph import attr, node_label
+from ..reasons import Reason
 from .base import Handler, norm_axis
 from .registry import register
 
@@ -45,7 +46,8 @@ class LayerNormHandler(Handler):
         first = norm_axis(int(attr(node, "axis", -1)), rank)
         for axis, labels in ctx.tracked(x).items():
             if axis >= first:
-                ctx.block(labels, f"{node_label(node)}: normalises over the channel axis (removing a channel changes the others)")
+                ctx.block(labels, Reason(f"{node_label(node)}: normalises over the channel axis (removing a channel changes the others)",
+                                         "mixes-channels", node.name))
             else:
                 ctx.set_labels(node.output[0], axis, labels)
         for other in node.input[1:]:
@@ -71,6 +73,7 @@ class SoftmaxHandler(Handler):
             mixes = lambda a: a >= axis  # noqa: E731
         for a, labels in ctx.tracked(x).items():
             if mixes(a):
-                ctx.block(labels, f"{node_label(node)}: {node.op_type} over the channel axis")
+                ctx.block(labels, Reason(f"{node_label(node)}: {node.op_type} over the channel axis",
+                                         "mixes-channels", node.name))
             else:
                 ctx.set_labels(node.output[0], a, labels)

@@ -9,7 +9,8 @@ import numpy as np
 import onnx
 
 from ...core.graph import attr, node_label, set_attr
-from .base import Handler
+from ..reasons import Reason
+from .base import Handler, LinearView, optional_const, set_or_add
 from .registry import register
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
@@ -21,6 +22,8 @@ def _opt(node, i):
 
 @register("LSTM", "GRU", "RNN")
 class RecurrentHandler(Handler):
+    unit = "hidden units"
+
     def propagate(self, node, ctx):
         x, w, r = node.input[0], node.input[1], node.input[2]
         gates = GATES[node.op_type]
@@ -63,8 +66,8 @@ class RecurrentHandler(Handler):
             elif name in ctx.index.graph_inputs and ctx.allow_io_change:
                 ctx.resize_io(name, 2, units, "input")
             elif name in ctx.index.graph_inputs:
-                ctx.block(units, f"{node_label(node)}: initial state is graph input '{name}' "
-                                 f"(the caller's state buffer; --allow-io-change resizes it)")
+                ctx.block(units, Reason(f"{node_label(node)}: initial state is graph input '{name}' "
+                                        f"(the caller's state buffer)", "state-input", node.name))
             else:
                 ctx.block(units, f"{node_label(node)}: initial state '{name}' is a run-time tensor that cannot shrink")
         for k, axis in born_on[1:]:
@@ -118,3 +121,35 @@ def _kept_units(node, ctx):
             if mask is not None:
                 return mask.sum()
     return None
+
+
+class RecurrentLinear(LinearView):
+    """The input weights W of LSTM/GRU/RNN as one product per time step: W (directions x gate
+    rows, inputs), b = Wb. The recurrence R reads the hidden state, no tensor of the graph."""
+    kind = "rnn"
+
+    def reads(self, index, p) -> bool:
+        return p.node.domain in ("", "ai.onnx") and p.input_index == 1
+
+    def hidden_state_input(self, p) -> bool:
+        return p.input_index == 2
+
+    def open(self, node, writer, index):
+        w = writer.current(node, 1).astype(np.float64)
+        d, gh, _ = w.shape
+        bias = optional_const(writer, node, 3, None)
+        wb = np.zeros((d, gh)) if bias is None else bias.astype(np.float64)[:, :gh]
+        return w.reshape(d * gh, -1), wb.reshape(-1), (d, gh), True
+
+    def write(self, lin, w_new, b_new, new_adds, node_pos):
+        node, writer = lin.node, lin.writer
+        dtype = writer.current(node, 1).dtype
+        d, gh = lin.extra
+        writer.set(node, 1, w_new.reshape(d, gh, -1).astype(dtype))
+        bias = optional_const(writer, node, 3, None)
+        full = np.zeros((d, 2 * gh)) if bias is None else bias.astype(np.float64).copy()
+        full[:, :gh] = b_new.reshape(d, gh)
+        set_or_add(writer, node, 3, full.astype(dtype), "B")
+
+
+RecurrentHandler.linear = RecurrentLinear()

@@ -4,6 +4,7 @@ renumbered when keepdims=0); reducing over the channel axis blocks."""
 from __future__ import annotations
 
 from ...core.graph import attr, node_label
+from ..reasons import Reason
 from .base import Handler, int_list, norm_axis
 from .registry import register
 
@@ -36,7 +37,8 @@ class ReduceHandler(Handler):
         keep = int(attr(node, "keepdims", 1))
         for axis, labels in ctx.tracked(x).items():
             if axis in axes:
-                ctx.block(labels, f"{node_label(node)}: reduces over the channel axis {axis}")
+                ctx.block(labels, Reason(f"{node_label(node)}: reduces over the channel axis {axis}",
+                                         "mixes-channels", node.name))
             else:
                 out_axis = axis if keep else axis - sum(1 for a in axes if a < axis)
                 ctx.set_labels(node.output[0], out_axis, labels)

@@ -30,6 +30,12 @@ def handler_for(node: onnx.NodeProto) -> Handler | None:
     return _REGISTRY.get((domain, node.op_type))
 
 
+def linear_view_for(node: onnx.NodeProto):
+    """The node's linear view (handlers' `linear`), or None: not a linear consumer."""
+    h = handler_for(node)
+    return getattr(h, "linear", None) if h is not None else None
+
+
 def supported_ops() -> dict[str, list[str]]:
     """Handler module -> op types, for the README table and `inspect --ops`."""
     out: dict[str, list[str]] = {}

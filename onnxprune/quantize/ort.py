@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from .data import DataConfig, DataError, load_examples
-from .errors import ModelError, UsageError, first_line
-from .core import external
-from .core.io import EXTERNAL_DATA_THRESHOLD, check_output_path, clamp_ir_version, load_model, save_model
-from .core.runtime import make_session, random_feeds
+from ..data import DataConfig, DataError, load_examples
+from ..errors import ModelError, UsageError, first_line
+from ..core import external
+from ..core.io import EXTERNAL_DATA_THRESHOLD, check_output_path, clamp_ir_version, load_model, save_model
+from ..core.runtime import make_session, random_feeds
 
 MODES = ("dynamic", "static")
 FORMATS = ("qdq", "qoperator")
