@@ -29,7 +29,7 @@ from ..errors import OnnxpruneError, UsageError, VerificationError
 from . import criteria
 from .plan import Plan, group_names, make_plan, removed_classes
 from .rewrite import apply_removal, io_masks
-from .verify import VerifyResult, full_check, verify
+from .verify import VerifyResult, verify
 
 
 @dataclass(frozen=True)
@@ -259,7 +259,7 @@ class Apply(Step):
         if self.verify and c.verify:
             a = st.analysis
             st.verify = verify(st.pruned, st.reference, a.input_shapes, atol=c.atol, rtol=c.rtol,
-                               original_checker_error=full_check(st.model), seeds=(c.seed, c.seed + 1),
+                               original=st.model, seeds=(c.seed, c.seed + 1),
                                io=io_masks(a, st.removed), values=a.input_values, paths=a.paths)
 
 
