@@ -46,9 +46,10 @@ def executor_for(address: str | None, *, needed: bool = False):
 
 
 def device_timer(executor, resource: str | None, provider: str = "CPUExecutionProvider"):
+    from ..bench.providers import SHORT_NAMES
     from ..distributed import DeviceTimer
 
-    timer = DeviceTimer(executor, resource, provider)
+    timer = DeviceTimer(executor, resource, SHORT_NAMES.get(provider.lower(), provider))
     i = timer.info
     click.echo(f"timing on {timer.name}: {i['hostname']} pid {i['pid']}, {i['cpu']} ({i['cores']} cores), "
                f"onnxruntime {i['onnxruntime']}, {i['provider']}", err=True)

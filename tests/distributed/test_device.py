@@ -58,3 +58,17 @@ def test_auto_latency_on_device(ray_cluster, executor, tmp_path, monkeypatch):
     assert latency["forward_passes"] > 0 and timer.calls >= len(latency["groups"]) + 1  # every timing went there
     cached = list((tmp_path / "latency").glob("*.json"))
     assert len(cached) == 1 and json.loads(cached[0].read_text())["device"]["hostname"] == socket.gethostname()
+
+
+def test_sweep_benches_on_device_and_bench_ray_alone_on_a_worker(ray_cluster, tmp_path):
+    run = CliRunner().invoke(main, ["sweep", FIXTURE, "--ratios", "0,0.5", "--runs", "4", "--warmup", "1", "--no-memory",
+                                    "--threads", "1", "--out", str(tmp_path / "s"), "--ray", ray_cluster.address,
+                                    "--on", "device:test"])
+    assert run.exit_code == 0, run.output
+    machine = json.loads((tmp_path / "s" / "sweep.json").read_text())["bench"]["machine"]
+    assert _on_device_node(machine, ray_cluster) and machine["provider"] == "CPUExecutionProvider"
+    out = tmp_path / "b.json"
+    run = CliRunner().invoke(main, ["bench", FIXTURE, "--runs", "4", "--warmup", "1", "--no-memory", "--ray",
+                                    ray_cluster.address, "--json", str(out)])
+    assert run.exit_code == 0, run.output
+    assert json.loads(out.read_text())["machine"]["timed_on"] == "a Ray worker"
