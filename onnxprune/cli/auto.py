@@ -17,6 +17,7 @@ from ..prune import criteria
 from .common import describe_written, run_command, shape_option, verbose_option, write_json
 from .bench import task_options
 from .data_options import data_options
+from .ray_options import device_timer, executor_for, ray_option
 
 
 def _goal(speedup, macs, params) -> tuple[str, float]:
@@ -84,12 +85,15 @@ def _shown(metrics: dict, key: str) -> float:
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the trajectory and result as JSON.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of metric vs MACs/speedup per step.")
 @click.option("--no-cache", is_flag=True, help="Re-measure the latency model even if cached.")
+@ray_option
+@click.option("--latency-on", metavar="RESOURCE", help="Time every latency measurement on the Ray worker holding this "
+              "custom resource, e.g. device:pi5 (implies --ray; scoring and rewriting stay here).")
 @verbose_option
 @run_command("auto")
 def auto(model, output, target_speedup, target_macs, target_params, max_drop, min_snr, criterion, compensate, round_to,
          exclude, shapes,
          allow_io_change, provider, threads, runs, latency_model, calib, n_eval, data, max_evals, time_limit, seed,
-         save_plan, report, plot, no_cache, verbose, **task_kw):
+         save_plan, report, plot, no_cache, verbose, ray_address, latency_on, **task_kw):
     """Prune MODEL to a goal within a metric budget; write OUTPUT (verified like prune)."""
     goal, target = _goal(target_speedup, target_macs, target_params)
     if max_drop is None and min_snr is None:
@@ -104,6 +108,8 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
     check_output_path(model, output)
     source = f"--data {data.path}" if data else "seeded random inputs"
     evaluate, metric, metric_name = _task_evaluator(model, data, task_kw, n_eval, shapes)
+    executor = executor_for(ray_address, needed=latency_on is not None)
+    timer = device_timer(executor, latency_on, provider) if latency_on else None
 
     def on_sensitivity(sens):
         click.echo(f"sensitivity: {len(sens.sizes)} groups, {sens.passes} forward passes ({sens.seconds:.1f}s) on "
@@ -130,7 +136,8 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
                    f"| params {100 * e['params']:.1f}% | {metric} | {'ok' if e['accepted'] else 'over budget, step back'}")
 
     done = auto_prune(model, replace(search, metric=metric), config, data=data, evaluate=evaluate,
-                      on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress)
+                      on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress, executor=executor,
+                      timer=timer)
     found, speedup = done.search, done.measured_speedup
     n_used = len(evaluate.examples) if evaluate is not None else n_eval
     from .prune import print_summary

@@ -21,6 +21,7 @@ from ..core import external
 from ..prune.pipeline import PruneConfig, PruneResult, prune
 from ..errors import UsageError
 from ..prune.plan import Plan
+from .lookahead import Lookahead, candidate_metrics
 from .sensitivity import Sensitivity
 from .widths import WidthSpace
 
@@ -83,6 +84,7 @@ class SearchResult:
     metric: str = "top1_agreement"
     max_drop: float | None = None
     min_snr: float | None = None
+    speculative: dict | None = None  # with an executor: candidates evaluated ahead, and how many went unused
 
 
 @dataclass
@@ -100,11 +102,12 @@ class _State:
 def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitivity, evaluate=None,
            latency=None, max_drop: float | None = None, metric: str = "top1_agreement", min_snr: float | None = None,
            max_evals: int = 200, time_limit: float | None = None, compensate=None,
-           progress=None) -> SearchResult:
+           progress=None, executor=None) -> SearchResult:
     """`evaluate(model) -> metrics` is only called when a budget is set: `max_drop` (points of
     `metric` below the original's) and/or `min_snr` (dB of the outputs vs the original's);
     `latency` (latency_model.LatencyModel or MacsLatency) is required for the speedup goal;
-    `compensate(model, plan) -> model` runs on each candidate before evaluation (hook)."""
+    `compensate(model, plan) -> model` runs on each candidate before evaluation (hook);
+    `executor` (core.executor) evaluates candidates ahead in parallel (`Lookahead`)."""
     check_goal(goal, target)
     if goal == "speedup" and latency is None:
         raise UsageError("the speedup goal needs a latency model")
@@ -116,6 +119,7 @@ def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitiv
                        metric=metric, max_drop=max_drop, min_snr=min_snr)
     base_stats = space.stats(keep)
     measured = None
+    ahead = Lookahead(executor, space, evaluate, compensate) if executor is not None and budget else None
     while True:
         if res.evals >= max_evals:
             res.stop_reason = f"--max-evals {max_evals} reached"
@@ -135,11 +139,8 @@ def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitiv
         if latency is not None:
             entry["predicted_speedup"] = latency.base_ms / latency.predict(trial)
         if budget:
-            with external.scratch():
-                model = space.build(trial)
-                if compensate is not None:
-                    model = compensate(model, space.plan(trial))
-                metrics = evaluate(model)
+            metrics = ahead.metrics(trial, keep, lambda: _ranked_steps(st, keep)) if ahead else \
+                candidate_metrics((space, evaluate, compensate), trial)
             res.evals += 1
             entry.update(metrics={k: round(v, 4) for k, v in metrics.items()}, drop=round(base - metrics[metric], 4))
             entry["accepted"] = (max_drop is None or entry["drop"] <= max_drop + 1e-9) and \
@@ -160,6 +161,8 @@ def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitiv
             res.reached, res.stop_reason = True, "target reached"
             break
     res.achieved = _achieved(st, res.keep, base_stats, measured, res)
+    if ahead:
+        res.speculative = {"evaluated": ahead.evaluated, "unused": ahead.evaluated - res.evals + (base is not None)}
     return res
 
 
@@ -198,9 +201,17 @@ def _achieved(st: _State, keep, base_stats, measured, res) -> float | None:
 
 def _best_step(st: _State, keep) -> tuple[str, int] | None:
     """The (group, width) step with the best goal gain per unit of added distortion."""
-    best, best_key = None, None
+    ranked = _ranked_steps(st, keep)
+    return ranked[0] if ranked else None
+
+
+def _ranked_steps(st: _State, keep) -> list[tuple[str, int]]:
+    """Each unfrozen group's best step, best first (ties: group order). After a rejected step the
+    next `_best_step` is the next entry here (only the frozen set changed), which is what lets an
+    executor evaluate several candidates at once and still follow the sequential path exactly."""
+    found = []
     current = st.space.stats(keep)[st.goal] if st.goal != "speedup" else None
-    for name in st.space.groups:
+    for order, name in enumerate(st.space.groups):
         if name in st.frozen:
             continue
         lower = [w for w in st.space.levels(name) if w < keep[name]]
@@ -211,6 +222,7 @@ def _best_step(st: _State, keep) -> tuple[str, int] | None:
         # nothing alone (alignment) can lead to one that does
         options = lower[:1] if st.goal != "speedup" else lower[:4]
         d0 = st.sens.at(name, keep[name])
+        best, best_key = None, None
         for width in options:
             if st.goal == "speedup":
                 gain = st.latency.saved(name, width) - st.latency.saved(name, keep[name]) \
@@ -223,8 +235,11 @@ def _best_step(st: _State, keep) -> tuple[str, int] | None:
             cost = max(st.sens.at(name, width) - d0, 1e-12)
             key = (gain / cost, gain)
             if best_key is None or key > best_key:
-                best, best_key = (name, width), key
-    return best
+                best, best_key = width, key
+        if best is not None:
+            found.append((best_key, -order, name, best))
+    found.sort(reverse=True)
+    return [(name, width) for _, _, name, width in found]
 
 
 @dataclass
@@ -249,7 +264,8 @@ class AutoResult:
                 "evaluations": s.evals, "latency_measurements": s.measurements,
                 "final_metrics": self.metrics, "trajectory": s.trajectory, "widths": s.keep,
                 "measured_speedup": self.measured_speedup, "sensitivity": self.sensitivity,
-                "latency_model": self.latency, "prune": self.result.report()}
+                "latency_model": self.latency, "prune": self.result.report()} | \
+            ({"evaluated_ahead": s.speculative} if s.speculative else {})
 
 
 def finish(model: onnx.ModelProto, space: WidthSpace, found: SearchResult, *, goal: str, target: float,
@@ -287,12 +303,16 @@ def allocate_plan(model: onnx.ModelProto, config: PruneConfig, *, data=None, fee
 
 
 def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | None = None, *, data=None,
-               evaluate=None, on_sensitivity=None, on_latency=None, progress=None) -> AutoResult:
+               evaluate=None, on_sensitivity=None, on_latency=None, progress=None, executor=None,
+               timer=None) -> AutoResult:
     """The whole `onnxprune auto` pipeline as one call: candidates are pruned as `config` says
     (criterion, compensation, round_to, exclusions, shapes; its ratio and plan are the search's).
     `evaluate` defaults to label-free fidelity on `n_eval` held-out feeds (from `data`, a
     DataConfig, or seeded random inputs); sensitivity always uses fidelity on `calib` calibration
-    feeds; calibration statistics (data-aware criteria, compensation) come from `data`."""
+    feeds; calibration statistics (data-aware criteria, compensation) come from `data`. `executor`
+    (core.executor, e.g. distributed.RayExecutor) runs sensitivity and candidate evaluations in
+    parallel with the same results; `timer` (time_rounds' signature, e.g. distributed.DeviceTimer)
+    runs every latency measurement elsewhere, such as on the target device."""
     from .fidelity import Fidelity, make_feeds, split_part
     from ..core.io import load_model
     from .latency_model import LatencyModel, MacsLatency, check_provider
@@ -301,7 +321,7 @@ def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | N
     s = search_config
     config = config or PruneConfig(ratio=0.0)
     model = model_or_path if isinstance(model_or_path, onnx.ModelProto) else load_model(model_or_path)
-    if s.latency == "measured":
+    if s.latency == "measured" and timer is None:
         check_provider(s.provider)
     pool = split_part(model, data, 0) if data is not None else None  # read once: statistics and sensitivity
     if config.needs_data:
@@ -313,7 +333,8 @@ def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | N
     if not space.groups:
         raise UsageError("the model has no prunable group (see onnxprune inspect)")
     ins, seed = space.analysis.input_shapes, config.seed
-    sens = measure_sensitivity(space, Fidelity(model, make_feeds(model, ins, count=s.calib, seed=seed, pool=pool)))
+    sens = measure_sensitivity(space, Fidelity(model, make_feeds(model, ins, count=s.calib, seed=seed, pool=pool)),
+                               executor=executor)
     if on_sensitivity:
         on_sensitivity(sens)
     if evaluate is None:
@@ -322,7 +343,7 @@ def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | N
     if latency == "macs":
         latency = MacsLatency(space)
     elif latency == "measured":
-        latency = LatencyModel(space, provider=s.provider, threads=s.threads, runs=s.runs, seed=seed)
+        latency = LatencyModel(space, provider=s.provider, threads=s.threads, runs=s.runs, seed=seed, timer=timer)
         if s.goal == "speedup":
             latency.build(cache=s.cache)
             if on_latency:
@@ -330,7 +351,7 @@ def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | N
     timing = latency if s.goal == "speedup" else None
     found = search(space, s.goal, s.target, sensitivity=sens, evaluate=evaluate, latency=timing, max_drop=s.max_drop,
                    min_snr=s.min_snr, max_evals=s.max_evals, time_limit=s.time_limit, progress=progress,
-                   metric=s.metric)
+                   metric=s.metric, executor=executor)
     done = finish(model, space, found, goal=s.goal, target=s.target, sensitivity=sens, evaluate=evaluate,
                   latency=timing, verify=config.verify)
     done.measured_speedup = found.achieved if s.goal == "speedup" else latency.measure_speedup(done.result.model)
