@@ -60,6 +60,8 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     check_output_path(model, output)
     plan = Plan.from_json(Path(plan_path).read_text()) if plan_path else None
     onnx_model = load_model(model)
+    if allocate == "sensitivity" and (drop_blocks or low_rank is not None or ranks):
+        raise UsageError("--allocate sensitivity does not combine with --drop-blocks/--low-rank/--rank yet")
     if allocate == "sensitivity" and (global_ranking or plan is not None):
         raise UsageError("--allocate sensitivity chooses per-group widths itself: drop --global / --plan")
     lowrank = low_rank is not None or bool(ranks) or bool(plan is not None and plan.ranks)

@@ -74,6 +74,9 @@ class PruneConfig:
         if self.low_rank is not None and not 0.0 < self.low_rank < 1.0:
             raise UsageError(f"low_rank {self.low_rank} is out of range: use 0 < RATIO < 1 "
                              f"(the share of each layer's MACs to remove)")
+        if self.plan is not None and ((self.drop_blocks and list(self.drop_blocks) != self.plan.blocks)
+                                      or self.low_rank is not None or self.ranks):
+            raise UsageError("a plan replays its own blocks and ranks: drop --drop-blocks/--low-rank/--rank")
         if self.low_rank_method not in LOWRANK_METHODS:
             raise UsageError(f"unknown low-rank method '{self.low_rank_method}' (choose from {', '.join(LOWRANK_METHODS)})")
 

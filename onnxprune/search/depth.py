@@ -1,6 +1,7 @@
-"""Depth candidates scored by measured sensitivity: each removable block dropped alone, the model's
-outputs compared with the original's (search/fidelity: nmse, SNR, top-1 agreement) on the same
-feeds sensitivity uses for widths. A low nmse marks a block the model barely needs."""
+"""Depth in the search: candidates scored by measured sensitivity (each removable block dropped
+alone, the outputs compared with the original's by search/fidelity: nmse, SNR, top-1 agreement),
+the latency model's per-block entry (each block alone, timed interleaved with the original), and
+`auto --depth`'s first stage: blocks by measured gain per unit of sensitivity, within the budget."""
 
 from __future__ import annotations
 

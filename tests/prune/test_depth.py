@@ -88,3 +88,13 @@ def test_reference_zeroes_only_the_projection():
     assert len(ref.graph.node) == len(model.graph.node)
     changed = [t.name for t, u in zip(ref.graph.initializer, model.graph.initializer) if t != u]
     assert sorted(changed) == sorted(n.input[k] for n, k in block.zero)
+
+
+def test_plan_with_other_blocks_or_ranks_is_refused():
+    model = resnet(dead=False)
+    names = [b.name for b in model_blocks(model) if b.removable]
+    plan = onnxprune.prune(model, ratio=0.0, drop_blocks=(names[0],)).plan
+    with pytest.raises(UsageError, match="replays its own blocks"):
+        onnxprune.prune(model, plan=plan, drop_blocks=(names[1],))
+    with pytest.raises(UsageError, match="replays its own blocks"):
+        onnxprune.prune(model, plan=plan, low_rank=0.5)
