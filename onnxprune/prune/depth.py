@@ -18,7 +18,7 @@ from ..core.fold import remove_dead
 from ..core.graph import GraphIndex, subgraphs
 from ..core.shapes import infer_value_shapes, input_shapes
 from ..errors import UsageError
-from .verify import full_check, verify
+from .verify import verify
 
 
 def model_blocks(model: onnx.ModelProto, shapes: dict | None = None, values: dict | None = None) -> list[Block]:
@@ -113,6 +113,6 @@ def depth_step(model: onnx.ModelProto, names, *, shapes: dict | None = None, val
     if check:
         fed = input_shapes(GraphIndex.build(model), shapes or {})
         result = verify(pruned, drop_blocks(model, chosen, mode="reference"), fed, atol=atol, rtol=rtol,
-                        original_checker_error=full_check(model), seeds=(seed, seed + 1), values=values)
+                        original=model, seeds=(seed, seed + 1), values=values)
         info["verify"] = result.to_dict()
     return pruned, info
