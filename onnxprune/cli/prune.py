@@ -17,6 +17,7 @@ from .calibration import calibration_feeds
 from .hints import with_hint
 from .common import describe_written, human, input_option, run_command, shape_option, table, verbose_option, write_json
 from .data_options import data_options
+from .depth import block_names, depth_options, parse_ranks, print_steps
 
 
 @click.command("prune")
@@ -45,10 +46,12 @@ from .data_options import data_options
 @click.option("--no-verify", is_flag=True, help="Skip the reference comparison (not recommended).")
 @click.option("--force", is_flag=True, help="Write the output even if verification fails.")
 @data_options("calib")
+@depth_options
 @verbose_option
 @run_command("prune")
 def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, allocate, round_to, exclude, shapes, inputs,
-              plan_path, save_plan, report, allow_io_change, atol, rtol, seed, no_verify, force, data, verbose):
+              plan_path, save_plan, report, allow_io_change, atol, rtol, seed, no_verify, force, data, drop_blocks,
+              low_rank, ranks, low_rank_method, verbose):
     """Prune MODEL and write OUTPUT (verified against the reference model by default)."""
     if not 0.0 <= ratio < 1.0:
         raise UsageError(f"--ratio {ratio} is out of range: use 0 <= ratio < 1")
@@ -57,9 +60,12 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     check_output_path(model, output)
     plan = Plan.from_json(Path(plan_path).read_text()) if plan_path else None
     onnx_model = load_model(model)
+    if allocate == "sensitivity" and (drop_blocks or low_rank is not None or ranks):
+        raise UsageError("--allocate sensitivity does not combine with --drop-blocks/--low-rank/--rank yet")
     if allocate == "sensitivity" and (global_ranking or plan is not None):
         raise UsageError("--allocate sensitivity chooses per-group widths itself: drop --global / --plan")
-    calibration = calibration_feeds(onnx_model, data, shapes, criterion, compensate)
+    lowrank = low_rank is not None or bool(ranks) or bool(plan is not None and plan.ranks)
+    calibration = calibration_feeds(onnx_model, data, shapes, criterion, compensate, lowrank=lowrank)
     if allocate == "sensitivity":
         from ..search.auto import allocate_plan
 
@@ -74,9 +80,11 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     config = PruneConfig(ratio=ratio, criterion=criterion, global_ranking=global_ranking, round_to=round_to,
                          exclude=tuple(exclude), shapes=shapes, verify=not no_verify, atol=atol, rtol=rtol,
                          seed=seed, allow_io_change=allow_io_change, plan=plan, inputs=parse_input_values(inputs),
-                         calibration=calibration, compensate=compensate)
+                         calibration=calibration, compensate=compensate, drop_blocks=block_names(drop_blocks),
+                         low_rank=low_rank, ranks=parse_ranks(ranks), low_rank_method=low_rank_method)
     result = prune(onnx_model, config=config)
     print_summary(result, Path(model).stat().st_size)
+    print_steps(result, onnx_model)
     if report:
         write_json(report, result.report())
     if save_plan:
@@ -86,7 +94,8 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     if not force:
         check_verified(result)
     click.echo(f"wrote {describe_written(result.save(output))}")
-    if result.verify is not None and not result.verify.passed:
+    if (result.verify is not None and not result.verify.passed) or \
+            any(s["verify"] is not None and not s["verify"]["passed"] for s in result.steps):
         return "FAILED"
     return "PASSED"
 

@@ -7,6 +7,8 @@ evaluate it on held-out feeds; if the metric fell by more than the budget, step 
 that group. Stops when the goal is met (a speedup only once *measured* on the EP), when no step
 is left, or at `max_evals` / `time_limit`, keeping the best result so far. The chosen plan then
 goes through `prune`, which verifies it, so `prune --plan` replays it to the same bytes.
+With `depth`, residual blocks are dropped first (search/depth.py: measured gain per unit of
+measured sensitivity, each kept only within the budget) and widths then search what is left.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from dataclasses import dataclass, field, replace
 import onnx
 
 from ..core import external
+from ..core.io import fingerprint
 from ..prune.pipeline import PruneConfig, PruneResult, prune
 from ..errors import UsageError
 from ..prune.plan import Plan
 from .lookahead import Lookahead, candidate_metrics
+from .depth import depth_stage, overall_speedup
 from .sensitivity import Sensitivity
 from .widths import WidthSpace
 
@@ -48,6 +52,7 @@ class AutoConfig:
     cache: bool = True
     max_evals: int = 200
     time_limit: float | None = None
+    depth: bool = False               # drop residual blocks first (search/depth.py), then search widths
 
     def __post_init__(self):
         check_goal(self.goal, self.target)
@@ -102,11 +107,12 @@ class _State:
 def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitivity, evaluate=None,
            latency=None, max_drop: float | None = None, metric: str = "top1_agreement", min_snr: float | None = None,
            max_evals: int = 200, time_limit: float | None = None, compensate=None,
-           progress=None, executor=None) -> SearchResult:
+           progress=None, baseline: float | None = None, executor=None) -> SearchResult:
     """`evaluate(model) -> metrics` is only called when a budget is set: `max_drop` (points of
     `metric` below the original's) and/or `min_snr` (dB of the outputs vs the original's);
     `latency` (latency_model.LatencyModel or MacsLatency) is required for the speedup goal;
-    `compensate(model, plan) -> model` runs on each candidate before evaluation (hook);
+    `compensate(model, plan) -> model` runs on each candidate before evaluation (hook); `baseline`:
+    the original's metric when `space` holds a model already pruned otherwise (auto --depth);
     `executor` (core.executor) evaluates candidates ahead in parallel (`Lookahead`)."""
     check_goal(goal, target)
     if goal == "speedup" and latency is None:
@@ -114,7 +120,7 @@ def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitiv
     st = _State(space, goal, target, sensitivity, latency)
     start, keep = time.perf_counter(), space.full
     budget = max_drop is not None or min_snr is not None
-    base = evaluate(space.model)[metric] if budget else None
+    base = (baseline if baseline is not None else evaluate(space.model)[metric]) if budget else None
     res = SearchResult(dict(keep), [], False, "", None, evals=1 if base is not None else 0, baseline=base,
                        metric=metric, max_drop=max_drop, min_snr=min_snr)
     base_stats = space.stats(keep)
@@ -252,6 +258,7 @@ class AutoResult:
     sensitivity: dict
     latency: dict | None
     measured_speedup: float | None = None
+    depth: dict | None = None  # auto --depth: the blocks dropped before widths, and how they were chosen
 
     @property
     def plan(self) -> Plan:
@@ -264,14 +271,18 @@ class AutoResult:
                 "evaluations": s.evals, "latency_measurements": s.measurements,
                 "final_metrics": self.metrics, "trajectory": s.trajectory, "widths": s.keep,
                 "measured_speedup": self.measured_speedup, "sensitivity": self.sensitivity,
-                "latency_model": self.latency, "prune": self.result.report()} | \
-            ({"evaluated_ahead": s.speculative} if s.speculative else {})
+                "latency_model": self.latency, "prune": self.result.report(),
+                **({"depth": self.depth} if self.depth is not None else {}),
+                **({"evaluated_ahead": s.speculative} if s.speculative else {})}
 
 
 def finish(model: onnx.ModelProto, space: WidthSpace, found: SearchResult, *, goal: str, target: float,
-           sensitivity: Sensitivity, evaluate=None, latency=None, verify: bool = True) -> AutoResult:
-    """Run the chosen widths through `prune` (verified), evaluate the result once more."""
+           sensitivity: Sensitivity, evaluate=None, latency=None, verify: bool = True, blocks=()) -> AutoResult:
+    """Run the chosen widths through `prune` (verified), evaluate the result once more. `blocks`:
+    dropped before widths (auto --depth): `space` then holds the model without them, `model` the original."""
     plan = space.plan(found.keep)
+    if blocks:
+        plan.blocks, plan.fingerprint = list(blocks), fingerprint(model)
     plan.meta.update({"auto": {"goal": goal, "target": target, "reached": found.reached}})
     plan.meta.update({"compensate": space.compensate})
     result = prune(model, config=replace(space.config, plan=plan, verify=verify))
@@ -303,7 +314,7 @@ def allocate_plan(model: onnx.ModelProto, config: PruneConfig, *, data=None, fee
 
 
 def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | None = None, *, data=None,
-               evaluate=None, on_sensitivity=None, on_latency=None, progress=None, executor=None,
+               evaluate=None, on_sensitivity=None, on_latency=None, progress=None, on_depth=None, executor=None,
                timer=None) -> AutoResult:
     """The whole `onnxprune auto` pipeline as one call: candidates are pruned as `config` says
     (criterion, compensation, round_to, exclusions, shapes; its ratio and plan are the search's).
@@ -329,6 +340,19 @@ def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | N
             raise UsageError(f"--criterion {config.criterion} / --compensate {config.compensate} need calibration "
                              f"data (--data)")
         config = replace(config, calibration=make_feeds(model, {}, count=s.calib_examples, seed=config.seed, pool=pool))
+    original, depth, baseline = model, None, None
+    if s.depth:  # blocks first, then widths on what remains, for what is left of the goal
+        fixed = {k: list(v) for k, v in (config.shapes or {}).items()}
+        if evaluate is None:
+            evaluate = Fidelity(model, make_feeds(model, fixed, count=s.n_eval, seed=config.seed, data=data, part=1))
+        if s.max_drop is not None or s.min_snr is not None:
+            baseline = evaluate(model)[s.metric]
+        depth = depth_stage(model, goal=s.goal, target=s.target, evaluate=evaluate, metric=s.metric,
+                            max_drop=s.max_drop, min_snr=s.min_snr, shapes=fixed, sens_feeds=None if pool is None else
+                            make_feeds(model, {}, count=s.calib, seed=config.seed, pool=pool),
+                            latency=s.latency if isinstance(s.latency, str) else "macs", provider=s.provider,
+                            threads=s.threads, runs=s.runs, seed=config.seed, progress=on_depth)
+        model = depth.pop("model")
     space = WidthSpace(model, config)
     if not space.groups:
         raise UsageError("the model has no prunable group (see onnxprune inspect)")
@@ -349,12 +373,31 @@ def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | N
             if on_latency:
                 on_latency(latency)
     timing = latency if s.goal == "speedup" else None
-    found = search(space, s.goal, s.target, sensitivity=sens, evaluate=evaluate, latency=timing, max_drop=s.max_drop,
-                   min_snr=s.min_snr, max_evals=s.max_evals, time_limit=s.time_limit, progress=progress,
-                   metric=s.metric, executor=executor)
-    done = finish(model, space, found, goal=s.goal, target=s.target, sensitivity=sens, evaluate=evaluate,
-                  latency=timing, verify=config.verify)
-    done.measured_speedup = found.achieved if s.goal == "speedup" else latency.measure_speedup(done.result.model)
+    blocks = depth["blocks"] if depth else []
+    left = s.target if not blocks else s.target / depth["speedup"] if s.goal == "speedup" else \
+        s.target / depth["macs_fraction"] if s.goal == "macs" else s.target / depth["params_fraction"]
+    if (s.goal == "speedup") == (left <= 1.0):  # the blocks alone reached the goal
+        found = SearchResult(space.full, [], True, "target reached by dropping blocks", 1.0)
+    else:
+        found = search(space, s.goal, left, sensitivity=sens, evaluate=evaluate, latency=timing,
+                       max_drop=s.max_drop, min_snr=s.min_snr, max_evals=s.max_evals, time_limit=s.time_limit,
+                       progress=progress, metric=s.metric, baseline=baseline, executor=executor)
+    done = finish(original, space, found, goal=s.goal, target=s.target, sensitivity=sens, evaluate=evaluate,
+                  latency=timing, verify=config.verify, blocks=blocks)
+    done.depth = depth
+    if not blocks:
+        done.measured_speedup = found.achieved if s.goal == "speedup" else latency.measure_speedup(done.result.model)
+        return done
+    # goal figures against the original, not the model the widths started from
+    if isinstance(latency, LatencyModel):
+        done.measured_speedup = overall_speedup(original, done.result.model, shapes=fixed, provider=s.provider,
+                                                threads=s.threads, runs=s.runs, seed=config.seed)
+    else:
+        done.measured_speedup = latency.measure_speedup(done.result.model) / depth["macs_fraction"]
+    r = done.result
+    found.achieved = done.measured_speedup if s.goal == "speedup" else \
+        r.after[s.goal] / max(1, r.before[s.goal])
+    found.reached = found.achieved >= s.target if s.goal == "speedup" else found.achieved <= s.target + 1e-9
     return done
 
 
