@@ -36,10 +36,20 @@ def default_criterion(criterion: str | None, data, compensate: str = "none") -> 
 
 def check_exclude(model, exclude) -> None:
     """A misspelt --exclude leaves the node in the plan: refuse names the model does not have."""
-    if not exclude:
+    if not exclude or not model.graph.node:  # an unreadable model is the loader's to report
         return
-    known = {n.name for n in model.graph.node if n.name} | {t.name for t in model.graph.initializer}
-    known |= {o for n in model.graph.node for o in n.output}
+    known: set[str] = set()
+
+    def collect(graph):
+        known.update(t.name for t in graph.initializer)
+        for n in graph.node:
+            known.update([n.name, *n.output])
+            for a in n.attribute:
+                for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                    collect(sub)
+
+    collect(model.graph)
+    known.discard("")
     for name in exclude:
         if name not in known:
             close = difflib.get_close_matches(name, sorted(known), n=3)

@@ -35,8 +35,9 @@ def quantize(model, output, mode, fmt, per_channel, calibration, no_preprocess, 
     closeness.check_gates(min_snr, max_drop)
     found = {}
 
+    checks.check_exclude(_graph_only(model), exclude)
+
     def accept(original, quantized):
-        checks.check_exclude(original, exclude)
         given = parse_shape_specs(checks.shapes_from_data(original, data, shapes)) if shapes or data else {}
         feeds, where = closeness.eval_feeds(original, data, shapes=given, values=None, seed=0)
         found["fidelity"] = closeness.compare(original, quantized, feeds, where)
@@ -59,3 +60,13 @@ def quantize(model, output, mode, fmt, per_channel, calibration, no_preprocess, 
     closeness.report(found["fidelity"], data_given=data is not None, command="quantize")
     click.echo(f"wrote {result.path} ({human(result.size_after)}B); onnxruntime loads it")
     closeness.closing(found["fidelity"])
+
+
+def _graph_only(path):
+    """The graph without its weights, for name checks before any work (a bad file is quantize's to report)."""
+    import onnx
+
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return onnx.ModelProto()

@@ -56,6 +56,8 @@ def test_misspelt_exclude_is_an_error(kws, tmp_path):
     assert r.returncode == 2 and "--exclude /net/stem/stem.0/Convv" in r.stderr
     assert "did you mean /net/stem/stem.0/Conv" in r.stderr and not out.exists()
     assert run("inspect", kws, "--exclude", "nope").returncode == 2
+    r = run("quantize", kws, tmp_path / "q.onnx", "--exclude", "/net/fc/Gemmm")
+    assert r.returncode == 2 and "did you mean /net/fc/Gemm" in r.stderr and not (tmp_path / "q.onnx").exists()
     assert run("prune", kws, out, "--exclude", "/net/stem/stem.0/Conv").returncode == 0
 
 
