@@ -195,8 +195,9 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
     unchanged = _explain_no_op(done, max_drop, min_snr, metric_name, data is not None, criterion, compensate)
     if isinstance(evaluate, HeadEvaluator) and evaluate.cfg is not None:
         _pipeline_line(evaluate, original, done.result.model, head)
-    feeds, where = _fidelity_feeds(original, done, evaluate, data, n_eval, seed)
-    fidelity = closeness.compare(original, done.result.model, feeds, where)
+    fidelity = closeness.against_original(original, done.result.model, data=data, shapes={}, values=None, seed=seed,
+                                          gated=False, feeds=_fidelity_feeds(original, done, evaluate, data, n_eval,
+                                                                             seed))
     check_verified(done.result)  # before anything is written
     data_out = done.report() | {"feeds": source, "fidelity": fidelity}
     if plot:  # first: the one writer that can fail on a missing package

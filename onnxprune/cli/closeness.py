@@ -66,6 +66,28 @@ def compare(original, result, feeds, where: str) -> dict:
     return detail
 
 
+def against_original(original, result, *, data, shapes: dict, values: dict | None, seed: int, gated: bool,
+                     feeds=None) -> dict:
+    """eval_feeds + compare. A model the measurement cannot run (inputs seeded feeds cannot fill)
+    is said, not fatal, unless --min-snr/--max-drop need the figure; bad --data stays an error."""
+    from ..data import DataError
+    from ..errors import first_line
+
+    try:
+        if feeds is None:
+            feeds, where = eval_feeds(original, data, shapes=shapes, values=values, seed=seed)
+        else:
+            feeds, where = feeds
+        return compare(original, result, feeds, where)
+    except DataError:
+        raise
+    except Exception as exc:
+        if gated:
+            raise FidelityError(f"cannot measure the result against the original ({first_line(exc)}), which "
+                                f"--min-snr/--max-drop need; nothing written") from exc
+        return {"on": None, "verdict": "unmeasured", "error": first_line(exc), "outputs": []}
+
+
 def _snr(x: float) -> str:
     return "identical" if x == math.inf else f"{x:.1f} dB"
 
@@ -91,6 +113,8 @@ WORDS = {"identical": "identical to the original", "close": "close to the origin
 
 def line(detail: dict) -> str:
     """One line: per output, top-1 agreement (classifier outputs), SNR and cosine."""
+    if detail["verdict"] == "unmeasured":
+        return f"not measured against the original ({detail['error']})"
     parts = []
     for o in detail["outputs"]:
         bits = [f"top-1 {o['top1_agreement']:.1f}%"] if "top1_agreement" in o else []
@@ -128,6 +152,8 @@ def warning(detail: dict, *, data_given: bool, criterion: str | None = None, com
 
 def gate(detail: dict, *, min_snr: float | None, max_drop: float | None) -> None:
     """--min-snr / --max-drop: refuse (exit 1, nothing written) a result outside them."""
+    if detail["verdict"] == "unmeasured":
+        return
     failed = []
     if min_snr is not None and detail["snr_db"] < min_snr:
         failed.append(f"SNR {_snr(detail['snr_db'])} < --min-snr {min_snr:g}")

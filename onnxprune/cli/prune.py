@@ -92,9 +92,9 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     checks.criterion_notes(result, criterion)
     if result.calibration_examples:
         print_compensation(result)
-    feeds, where = closeness.eval_feeds(onnx_model, data, shapes=result.analysis.input_shapes,
-                                        values=result.analysis.input_values, seed=seed)
-    fidelity = closeness.compare(onnx_model, result.model, feeds, where)
+    fidelity = closeness.against_original(onnx_model, result.model, data=data, shapes=result.analysis.input_shapes,
+                                          values=result.analysis.input_values, seed=seed,
+                                          gated=min_snr is not None or max_drop is not None)
     closeness.gate(fidelity, min_snr=min_snr, max_drop=max_drop)
     if report:
         write_json(report, result.report() | {"fidelity": fidelity})

@@ -39,8 +39,8 @@ def quantize(model, output, mode, fmt, per_channel, calibration, no_preprocess, 
 
     def accept(original, quantized):
         given = parse_shape_specs(checks.shapes_from_data(original, data, shapes)) if shapes or data else {}
-        feeds, where = closeness.eval_feeds(original, data, shapes=given, values=None, seed=0)
-        found["fidelity"] = closeness.compare(original, quantized, feeds, where)
+        found["fidelity"] = closeness.against_original(original, quantized, data=data, shapes=given, values=None,
+                                                       seed=0, gated=min_snr is not None or max_drop is not None)
         closeness.gate(found["fidelity"], min_snr=min_snr, max_drop=max_drop)
 
     config = QuantizeConfig(mode=mode, data=data, format=fmt, per_channel=per_channel, calibration=calibration,
