@@ -80,10 +80,10 @@ def input_shapes(index: GraphIndex, overrides: dict[str, list[int]]) -> dict[str
         else:
             shapes[vi.name] = dims
         if vi.name not in missing or tt.HasField("shape"):
-            text = [str(v) if v is not None else f"{d.dim_param or '?'}?" for d, v in zip(tt.shape.dim, dims)]
+            text = [str(v) if v is not None else f"{d.dim_param}?" if d.dim_param else "?" for d, v in zip(tt.shape.dim, dims)]
             described.append(f"{vi.name} [{', '.join(text)}]" + (" (given)" if vi.name in overrides else ""))
     if missing:
-        raise UsageError(f"symbolic input dims need values for {', '.join(missing)}; inputs (? = unknown): "
+        raise UsageError(f"symbolic input dims need values: {', '.join(missing)}; inputs (? = unknown): "
                          f"{'; '.join(described)}; give --shape NAME:D1,D2,... for each, e.g. {' '.join(examples) or '--shape ' + missing[0] + ':...'}"
                          f", or --data (dims are then read from its examples)")
     return shapes
