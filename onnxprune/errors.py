@@ -26,3 +26,7 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     one-line errors that quote what onnxruntime or onnx said."""
     lines = str(exc).strip().splitlines()
     return lines[0][:limit] if lines else type(exc).__name__
+
+
+class FidelityError(OnnxpruneError):
+    """The result is further from the original than --min-snr / --max-drop allow (nothing written)."""

@@ -108,7 +108,7 @@ def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None
                 ctx.resize_io(out, axis, labels, "output")
         else:
             ctx.block_all(out, Reason(f"reaches graph output '{out}' (the model's interface must not change)",
-                                      "interface", out))
+                                      "interface" if _is_state(index, out) else "fixed-output", out))
     _apply_exclusions(ctx, set(exclude or ()))
     if paths is not None:
         _block_unverifiable_branches(model, ctx, paths)
@@ -120,6 +120,22 @@ def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None
         notes += _unrun_branch_notes(model, ctx, paths)
     return Analysis(model, index, fed, value_shapes, ctx.atoms, ctx.dims, ctx.params, ctx.sources, ctx.hooks, groups,
                     ctx.io, notes, dict(values or {}), paths)
+
+
+def _is_state(index, name: str) -> bool:
+    """Is this output recurrent state (an LSTM/GRU/RNN Y_h or Y_c, through reshapes) the caller
+    feeds back? Only those may be resized (`_only_state_outputs_resize`), so only they get the hint."""
+    for _ in range(16):
+        found = index.producer.get(name)
+        if found is None:
+            return False
+        node, k = found
+        if node.op_type in ("LSTM", "GRU", "RNN"):
+            return k >= 1
+        if node.op_type not in ("Identity", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Cast") or not node.input:
+            return False
+        name = node.input[0]
+    return False
 
 
 def _count_nodes(node) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 CODES = {
     "interface": "reaches a graph output (the model's interface)",
+    "fixed-output": "reaches a graph output that is not recurrent state (never resized)",
     "state-input": "recurrent state read from a graph input (the caller's state buffer)",
     "not-state": "reaches a graph output that is not recurrent state fed back through an input",
     "no-handler": "an op onnxprune has no handler for",

@@ -14,7 +14,10 @@ from ..errors import UsageError
 from ..core.io import check_output_path
 from ..calibration.compensate import METHODS
 from ..prune import criteria
-from .common import describe_written, run_command, shape_option, verbose_option, write_json
+from ..core.io import load_model
+from ..search.head import HeadEvaluator
+from . import checks, closeness
+from .common import describe_written, run_command, shape_option, verbose_option, write_json, write_text
 from .bench import task_options
 from .data_options import data_options
 from .ray_options import device_timer, executor_for, ray_option
@@ -29,25 +32,54 @@ def _goal(speedup, macs, params) -> tuple[str, float]:
     return given[0]
 
 
-def _task_evaluator(model, data, kw: dict, n_eval: int, shapes):
-    """(evaluate, metric key, display name): the task metric on the held-out split with --task,
-    else None and top-1 agreement (auto_prune's label-free default)."""
-    if not kw.get("task"):
+def _task_evaluator(model, data, kw: dict, n_eval: int, shapes, head=None):
+    """(evaluate, metric key, display name): the task metric on the held-out split with --task
+    (through --head when given), the head pipeline's top-1 agreement with --head alone, else None
+    and auto_prune's label-free fidelity."""
+    from ..bench.tasks import TASK_QUALITY, TaskConfig
+    from ..search.fidelity import held_out_examples, split_part
+    from ..core.io import load_model
+
+    if not kw.get("task") and head is None:
         return None, "top1_agreement", "top-1 agreement"
     if data is None:
-        raise UsageError(f"--task {kw['task']} needs labelled --data")
-    from ..bench.tasks import TaskConfig
-    from ..search.fidelity import held_out_examples
-    from ..core.io import load_model
-    from ..bench.tasks import TASK_QUALITY
+        raise UsageError(f"--task {kw['task']} needs labelled --data" if kw.get("task") else
+                         "--head scores the model through its downstream model on --data clips: pass --data")
+    cfg = None
+    if kw.get("task"):
+        cfg = TaskConfig(task=kw["task"], labels_file=kw["labels_file"], positive=kw["positive"],
+                         threshold=kw["threshold"], segments=kw["segments"], frame_hop=kw["frame_hop"],
+                         vocab=kw["vocab"], blank=kw["blank"], clip_seconds=kw["clip_seconds"])
+    original = load_model(model)  # clips keep their own length where the model's dims are symbolic
+    if head is not None:
+        from ..search.head import Head, HeadEvaluator, clips_of
+
+        evaluator = HeadEvaluator(original, clips_of(split_part(original, data, 1), n_eval), Head(head), cfg)
+        if cfg is None:
+            return evaluator, "top1_agreement", f"top-1 agreement of {Path(head).name}"
+        return evaluator, "task", f"{kw['task']} {TASK_QUALITY[kw['task']][0]} through {Path(head).name}"
     from ..search.task_eval import TaskEvaluator
 
-    cfg = TaskConfig(task=kw["task"], labels_file=kw["labels_file"], positive=kw["positive"], threshold=kw["threshold"],
-                     segments=kw["segments"], frame_hop=kw["frame_hop"], vocab=kw["vocab"], blank=kw["blank"],
-                     clip_seconds=kw["clip_seconds"])
-    original = load_model(model)  # clips keep their own length where the model's dims are symbolic
     evaluator = TaskEvaluator(original, held_out_examples(original, data, count=n_eval, part=1), cfg)
     return evaluator, "task", f"{kw['task']} {TASK_QUALITY[kw['task']][0]}"
+
+
+def _default_budget(model, max_drop, min_snr, metric_name: str) -> tuple[float | None, float | None, str]:
+    """No budget given: the output kind decides (a classifier's decisions: top-1 agreement within
+    1 point; an embedding or regression: SNR >= 20 dB, i.e. distortion at 1 % of the signal)."""
+    if max_drop is not None or min_snr is not None:
+        return max_drop, min_snr, ""
+    if metric_name != "top-1 agreement":  # a task or head metric: judged on what it decides
+        return 1.0, None, f"default for {metric_name}: drop <= 1 point"
+    from ..search.fidelity import output_kinds
+    from ..core.io import load_model
+
+    kinds = output_kinds(load_model(model))
+    first, kind = next(iter(kinds.items()))
+    if kind == "classifier":
+        return 1.0, None, f"default for classifier output '{first}': top-1 agreement drop <= 1 point"
+    return None, 20.0, (f"default for non-classifier output '{first}' (embedding/regression, where top-1 of an "
+                        f"argmax means nothing): SNR >= 20 dB; set --min-snr or --max-drop, or --head MODEL")
 
 
 def _shown(metrics: dict, key: str) -> float:
@@ -61,9 +93,11 @@ def _shown(metrics: dict, key: str) -> float:
 @click.option("--target-macs", type=float, help="Goal: keep at most this fraction of the MACs (0 < F < 1).")
 @click.option("--target-params", type=float, help="Goal: keep at most this fraction of the parameters (0 < F < 1).")
 @click.option("--max-drop", type=float,
-              help="Budget: points the metric may fall (top-1 agreement with the original, %; default 1 unless --min-snr).")
+              help="Budget: points the metric may fall (top-1 agreement with the original, %). Default: 1 point "
+                   "for a classifier output or with --task/--head, else --min-snr 20.")
 @click.option("--min-snr", type=float, help="Budget: output SNR vs the original must stay >= this many dB.")
-@click.option("--criterion", type=click.Choice(criteria.NAMES), default="l1", show_default=True)
+@click.option("--criterion", type=click.Choice(criteria.NAMES),
+              help="How channels are ranked [default: l1; reconstruction with --data].")
 @click.option("--compensate", type=click.Choice(METHODS), default="none", show_default=True,
               help="Repair each candidate's consumers from calibration data (as prune --compensate).")
 @click.option("--round-to", type=int, default=4, show_default=True, help="Keep a multiple of N channels per group.")
@@ -79,6 +113,9 @@ def _shown(metrics: dict, key: str) -> float:
 @click.option("--eval", "n_eval", type=int, default=32, show_default=True, help="Held-out feeds for the metric.")
 @data_options("both", holdout_default=0.2)
 @task_options
+@click.option("--head", type=click.Path(exists=True, dir_okay=False), metavar="MODEL.onnx",
+              help="Score through this downstream model (e.g. a wake-word head after an embedding model): the "
+                   "budget and --task apply to its outputs per clip.")
 @click.option("--max-evals", type=int, default=200, show_default=True, help="Stop after this many evaluations.")
 @click.option("--time-limit", type=float, help="Stop the search after this many seconds.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -96,21 +133,26 @@ def _shown(metrics: dict, key: str) -> float:
 def auto(model, output, target_speedup, target_macs, target_params, max_drop, min_snr, criterion, compensate, round_to,
          exclude, shapes,
          allow_io_change, provider, threads, runs, latency_model, calib, n_eval, data, max_evals, time_limit, seed,
-         save_plan, report, plot, no_cache, depth, verbose, ray_address, latency_on, **task_kw):
+         save_plan, report, plot, no_cache, depth, verbose, head, ray_address, latency_on, **task_kw):
     """Prune MODEL to a goal within a metric budget; write OUTPUT (verified like prune)."""
     goal, target = _goal(target_speedup, target_macs, target_params)
-    if max_drop is None and min_snr is None:
-        max_drop = 1.0
     if round_to < 1:
         raise UsageError(f"--round-to {round_to} must be at least 1")
+    criterion = checks.default_criterion(criterion, data, compensate)
+    check_output_path(model, output)
+    original = load_model(model)
+    checks.check_exclude(original, exclude)
+    shapes = checks.shapes_from_data(original, data, shapes)
+    source = f"--data {data.path}" if data else "seeded random inputs"
+    evaluate, metric, metric_name = _task_evaluator(model, data, task_kw, n_eval, shapes, head)
+    max_drop, min_snr, why = _default_budget(model, max_drop, min_snr, metric_name)
+    if why:
+        click.echo(f"budget: {why}")
     search = AutoConfig(goal=goal, target=target, max_drop=max_drop, min_snr=min_snr, calib=calib, n_eval=n_eval,
                         latency=latency_model, provider=provider, threads=threads, runs=runs, cache=not no_cache,
                         max_evals=max_evals, time_limit=time_limit, depth=depth)
     config = PruneConfig(ratio=0.0, criterion=criterion, compensate=compensate, round_to=round_to,
                          exclude=tuple(exclude), shapes=shapes, allow_io_change=allow_io_change, seed=seed)
-    check_output_path(model, output)
-    source = f"--data {data.path}" if data else "seeded random inputs"
-    evaluate, metric, metric_name = _task_evaluator(model, data, task_kw, n_eval, shapes)
     executor = executor_for(ray_address, needed=latency_on is not None)
     timer = device_timer(executor, latency_on, provider) if latency_on else None
 
@@ -148,7 +190,7 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
                       on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress, on_depth=on_depth,
                       executor=executor, timer=timer)
     found, speedup = done.search, done.measured_speedup
-    n_used = len(evaluate.examples) if evaluate is not None else n_eval
+    n_used = len(getattr(evaluate, "clips", None) or evaluate.examples) if evaluate is not None else n_eval
     from .prune import print_summary
 
     print_summary(done.result, Path(model).stat().st_size)
@@ -167,8 +209,14 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
             click.echo(f"note: the budget was judged on {n_used} held-out examples, where {metric_name} has a standard "
                        f"error of about {noise:.1f} points, more than the {max_drop:g} allowed: the result can exceed "
                        f"the budget on new data; give more --data or a larger --holdout")
+    unchanged = _explain_no_op(done, max_drop, min_snr, metric_name, data is not None, criterion, compensate)
+    if isinstance(evaluate, HeadEvaluator) and evaluate.cfg is not None:
+        _pipeline_line(evaluate, original, done.result.model, head)
+    fidelity = closeness.against_original(original, done.result.model, data=data, shapes={}, values=None, seed=seed,
+                                          gated=False, feeds=_fidelity_feeds(original, done, evaluate, data, n_eval,
+                                                                             seed))
     check_verified(done.result)  # before anything is written
-    data_out = done.report() | {"feeds": source}
+    data_out = done.report() | {"feeds": source, "fidelity": fidelity}
     if plot:  # first: the one writer that can fail on a missing package
         from ..search.plot import plot_trajectory
 
@@ -176,6 +224,63 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
     if report:
         write_json(report, data_out)
     if save_plan:
-        Path(save_plan).write_text(done.plan.to_json())
+        write_text(save_plan, done.plan.to_json())
+    closeness.report(fidelity, data_given=data is not None, criterion=criterion, compensate=compensate)
     click.echo(f"wrote {describe_written(done.result.save(output))}")
+    closeness.closing(fidelity)
+    if unchanged:
+        return "UNCHANGED"
     return "PASSED" if found.reached else "PARTIAL"
+
+
+def _explain_no_op(done, max_drop, min_snr, metric_name, data_given, criterion, compensate) -> bool:
+    """An unchanged result says why and what to try."""
+    if any(layer["channels_after"] != layer["channels_before"] for layer in done.result.layers) or done.result.steps:
+        return False
+    rejected = [e for e in done.search.trajectory if not e["accepted"]]
+    if rejected:
+        e = rejected[0]
+        m = e.get("metrics", {})
+        why = (f"all {len(rejected)} steps went over the budget (first: {e['group']} {e['kept']}/{e['size']}: "
+               f"{metric_name} drop {e.get('drop', 0):.2f}, SNR {m.get('snr_db', float('nan')):.1f} dB)")
+    else:
+        why = f"no width step was possible ({done.search.stop_reason})"
+    tips = []
+    if not data_given or criterion not in ("reconstruction", "activation") or compensate != "lstsq":
+        tips.append("--data DIR --criterion reconstruction --compensate lstsq (rank on data, refit what is left)")
+    tips.append("a looser budget (--max-drop / --min-snr)" if max_drop is not None or min_snr is not None else "")
+    if metric_name == "top-1 agreement" and max_drop is not None:
+        tips.append("for an embedding, judge by --min-snr or through its consumer with --head MODEL")
+    click.echo(f"nothing pruned: {why}; try " + "; ".join(t for t in tips if t))
+    return True
+
+
+def _fidelity_feeds(original, done, evaluate, data, n_eval: int, seed: int):
+    examples = getattr(evaluate, "examples", None)
+    if examples:
+        return [ex.feeds for ex in examples], f"{len(examples)} held-out examples of --data {data.path}"
+    from ..search.fidelity import make_feeds
+
+    a = done.result.analysis
+    feeds = make_feeds(original, a.input_shapes, count=n_eval, seed=seed, data=data, part=1, values=a.input_values)
+    where = (f"{len(feeds)} held-out examples of --data {data.path}" if data is not None else
+             f"{len(feeds)} seeded random inputs (no --data: give --data for figures on real audio)")
+    return feeds, where
+
+
+def _pipeline_line(evaluate, original, model, head) -> None:
+    """Detection and false accepts (or the task's figures) of the whole pipeline, before and after."""
+    before, after = evaluate.details(original)["details"], evaluate.details(model)["details"]
+    n = len(evaluate.clips)
+    if evaluate.cfg.task == "wakeword":
+        rate = lambda d: "n/a" if d["detection_rate"] is None else f"{100 * d['detection_rate']:.1f}%"  # noqa: E731
+        fa = lambda d: (f"{d['false_accepts']}" + (f" ({d['false_accepts_per_hour']:.2f}/h)"  # noqa: E731
+                        if d["false_accepts_per_hour"] is not None else ""))
+        click.echo(f"pipeline through {Path(head).name} on {n} held-out clips ({before['positives']} positive): "
+                   f"detection {rate(before)} -> {rate(after)}, false accepts {fa(before)} -> {fa(after)} "
+                   f"at threshold {before['threshold']:g}")
+    else:
+        from ..bench.tasks import TASK_QUALITY
+
+        key = TASK_QUALITY[evaluate.cfg.task][0]
+        click.echo(f"pipeline through {Path(head).name} on {n} held-out clips: {key} {before[key]} -> {after[key]}")

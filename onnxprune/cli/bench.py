@@ -12,7 +12,7 @@ from ..bench.evaluate import BenchConfig, run_bench
 from ..bench.providers import OPT_LEVELS
 from ..bench.report import jsonable, markdown, terminal
 from ..bench.tasks import TASKS, TaskConfig
-from .common import run_command, shape_option, verbose_option, write_json
+from .common import run_command, shape_option, verbose_option, write_json, write_text
 from .data_options import data_options
 from .ray_options import device_timer, executor_for, on_option, ray_option
 
@@ -101,4 +101,4 @@ def bench(models, data, json_path, md_path, verbose, ray_address, on, **kw):
     if json_path:
         write_json(json_path, jsonable({**result, "command": command_line()}))
     if md_path:
-        Path(md_path).write_text(markdown(result, command_line()))
+        write_text(md_path, markdown(result, command_line()))

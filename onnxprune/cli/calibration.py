@@ -17,11 +17,10 @@ def calibration_feeds(model, data: DataConfig | None, shapes, criterion: str, co
             what = f"--criterion {criterion}" if criteria.get(criterion).needs_data else f"--compensate {compensate}"
             raise UsageError(f"{what} needs calibration data: pass --data (audio folder, manifest or .npz dumps)")
         return None
-    if not needs and not lowrank:
-        raise UsageError("--data is used only by --criterion activation|reconstruction, --compensate bias|lstsq "
-                         "or --low-rank/--rank")
     if lowrank:
         return [ex.feeds for ex in load_examples(model, data)]
+    if not needs:  # --data then serves only to measure the result against the original on real inputs
+        return None
     # --shape fixes the dims analysis and verification use; calibration clips keep their own length
     # where the model's dim is symbolic (a recognizer's time axis), as the model will see in use
     return (ex.feeds for ex in load_examples(model, data))  # streamed: calibration reads it once

@@ -3,6 +3,7 @@ status line. A traceback appears only with -v."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -39,8 +40,21 @@ def run_command(name: str):
         def wrapper(*args, **kwargs):
             verbose = kwargs.get("verbose", False)
             start = time.perf_counter()
+            to_stdout = [k for k in STDOUT_OPTIONS if kwargs.get(k) == "-"]
             try:
-                status = fn(*args, **kwargs)
+                if len(to_stdout) > 1:
+                    from ..errors import UsageError
+
+                    raise UsageError("only one report can go to stdout (-)")
+                if to_stdout:  # stdout carries the report alone: our lines go to stderr
+                    _STDOUT.append(sys.stdout)
+                    try:
+                        with contextlib.redirect_stdout(sys.stderr):
+                            status = fn(*args, **kwargs)
+                    finally:
+                        _STDOUT.pop()
+                else:
+                    status = fn(*args, **kwargs)
             except OnnxpruneError as exc:
                 if verbose:
                     traceback.print_exc()
@@ -74,16 +88,58 @@ def _status(name: str, status: str, start: float) -> None:
 
 
 def write_json(path: str, data) -> None:
-    from pathlib import Path
+    write_text(path, json.dumps(data, indent=1, default=str) + "\n")
+
+
+def write_text(path: str, text: str) -> None:
+    """Write a report as users expect: `-` is stdout (the command's own lines then go to stderr,
+    see run_command); an existing symlink is followed and a device or FIFO written through, never
+    replaced; a regular file is replaced atomically keeping its mode; a new file gets the umask's."""
     import os
     import tempfile
 
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".onnxprune-", dir=target.parent if str(target.parent) else ".")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1, default=str)
-        fh.write("\n")
-    os.replace(tmp, target)
+    if str(path) == "-":
+        out = _STDOUT[-1] if _STDOUT else sys.stdout
+        out.write(text)
+        out.flush()
+        return
+    target = Path(os.path.realpath(path))
+    if target.exists() and not target.is_file():  # /dev/stdout, a FIFO, a device: write into it
+        with open(target, "w") as fh:
+            fh.write(text)
+        return
+    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(prefix=".onnxprune-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_STDOUT: list = []   # the real stdout while a report goes to `-`
+STDOUT_OPTIONS = ("json_path", "report", "md_path")
+
+
+def gate_options(f):
+    """--min-snr / --max-drop on prune and quantize: refuse a result too far from the original."""
+    f = click.option("--max-drop", type=float, metavar="POINTS",
+                     help="Refuse (exit 1, nothing written) a result whose top-1 agreement with the original "
+                          "falls more than this many points below 100.")(f)
+    return click.option("--min-snr", type=float, metavar="DB",
+                        help="Refuse (exit 1, nothing written) a result whose SNR vs the original's outputs "
+                             "is below this many dB.")(f)
 
 
 def describe_written(files) -> str:

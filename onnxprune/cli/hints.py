@@ -4,7 +4,7 @@ from __future__ import annotations
 
 HINTS = {
     "state-input": "--allow-io-change resizes the state input and output together",
-    "interface": "--allow-io-change resizes it only where it is recurrent state fed back through an input",
+    "interface": "--allow-io-change resizes this recurrent state output with its input",
     "runtime-value": "a weight built at run time: fold it (onnxsim) or export with constant weights",
     "unverifiable-branch": "give --input/--shape values that select that branch",
 }

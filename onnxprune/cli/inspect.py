@@ -10,6 +10,7 @@ from ..core.io import load_model
 from ..prune.plan import group_names
 from ..core.shapes import parse_input_values
 from .depth import print_blocks
+from . import checks
 from .hints import hint, with_hint
 from .common import human, input_option, run_command, shape_option, table, verbose_option, write_json
 
@@ -27,6 +28,7 @@ from .common import human, input_option, run_command, shape_option, table, verbo
 def inspect(model, shapes, inputs, exclude, allow_io_change, json_path, block_sensitivity, verbose):
     """Show the prunable groups of MODEL (and why the others are blocked)."""
     onnx_model = load_model(model)
+    checks.check_exclude(onnx_model, exclude)
     analysis = analyze(onnx_model, shapes=shapes, exclude=exclude, allow_io_change=allow_io_change,
                        inputs=parse_input_values(inputs))
     stats = model_stats(onnx_model, analysis.shapes)
@@ -47,7 +49,7 @@ def inspect(model, shapes, inputs, exclude, allow_io_change, json_path, block_se
     if verbose:
         for g in analysis.groups:
             for reason in g.blocked_by[1:]:
-                click.echo(f"  {names[g.id]}: also {reason}")
+                click.echo(f"  {names[g.id]}: also {with_hint(reason)}")
     if json_path:
         write_json(json_path, {
             "model": str(model), "params": stats["params"], "macs": stats["macs"], "ops": stats["ops"],

@@ -15,7 +15,9 @@ from ..prune import criteria
 from ..core.shapes import parse_input_values
 from .calibration import calibration_feeds
 from .hints import with_hint
-from .common import describe_written, human, input_option, run_command, shape_option, table, verbose_option, write_json
+from . import checks, closeness
+from .common import (describe_written, gate_options, human, input_option, run_command, shape_option, table,
+                     verbose_option, write_json, write_text)
 from .data_options import data_options
 from .depth import block_names, depth_options, parse_ranks, print_steps
 
@@ -24,8 +26,9 @@ from .depth import block_names, depth_options, parse_ranks, print_steps
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--ratio", type=float, default=0.5, show_default=True, help="Fraction of each group's channels to remove.")
-@click.option("--criterion", type=click.Choice(criteria.NAMES), default="l1", show_default=True,
-              help="activation/reconstruction rank channels on --data (see README).")
+@click.option("--criterion", type=click.Choice(criteria.NAMES),
+              help="How channels are ranked [default: l1; reconstruction with --data]; activation/reconstruction "
+                   "rank them on --data (see README).")
 @click.option("--compensate", type=click.Choice(METHODS), default="none", show_default=True,
               help="Fold removed channels' mean into biases (bias) or refit consumers (lstsq); needs --data.")
 @click.option("--global", "global_ranking", is_flag=True, help="Rank channels across groups instead of a uniform ratio.")
@@ -45,14 +48,18 @@ from .depth import block_names, depth_options, parse_ranks, print_steps
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-verify", is_flag=True, help="Skip the reference comparison (not recommended).")
 @click.option("--force", is_flag=True, help="Write the output even if verification fails.")
+@gate_options
 @data_options("calib")
 @depth_options
 @verbose_option
 @run_command("prune")
 def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, allocate, round_to, exclude, shapes, inputs,
-              plan_path, save_plan, report, allow_io_change, atol, rtol, seed, no_verify, force, data, drop_blocks,
-              low_rank, ranks, low_rank_method, verbose):
-    """Prune MODEL and write OUTPUT (verified against the reference model by default)."""
+              plan_path, save_plan, report, allow_io_change, atol, rtol, seed, no_verify, force, min_snr, max_drop, data,
+              drop_blocks, low_rank, ranks, low_rank_method, verbose):
+    """Prune MODEL and write OUTPUT (verified against the reference model by default), then say how
+    close it is to the original."""
+    closeness.check_gates(min_snr, max_drop)
+    criterion = checks.default_criterion(criterion, data, compensate)
     if not 0.0 <= ratio < 1.0:
         raise UsageError(f"--ratio {ratio} is out of range: use 0 <= ratio < 1")
     if round_to < 1:
@@ -64,6 +71,9 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
         raise UsageError("--allocate sensitivity does not combine with --drop-blocks/--low-rank/--rank yet")
     if allocate == "sensitivity" and (global_ranking or plan is not None):
         raise UsageError("--allocate sensitivity chooses per-group widths itself: drop --global / --plan")
+    checks.check_plan_options(plan)
+    checks.check_exclude(onnx_model, exclude)
+    shapes = checks.shapes_from_data(onnx_model, data, shapes)
     lowrank = low_rank is not None or bool(ranks) or bool(plan is not None and plan.ranks)
     calibration = calibration_feeds(onnx_model, data, shapes, criterion, compensate, lowrank=lowrank)
     if allocate == "sensitivity":
@@ -85,19 +95,27 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     result = prune(onnx_model, config=config)
     print_summary(result, Path(model).stat().st_size)
     print_steps(result, onnx_model)
-    if report:
-        write_json(report, result.report())
-    if save_plan:
-        Path(save_plan).write_text(result.plan.to_json())
+    unchanged = checks.nothing_pruned(result, round_to=round_to, ratio=ratio, plan_given=plan is not None)
+    checks.criterion_notes(result, criterion)
     if result.calibration_examples:
         print_compensation(result)
+    fidelity = closeness.against_original(onnx_model, result.model, data=data, shapes=result.analysis.input_shapes,
+                                          values=result.analysis.input_values, seed=seed,
+                                          gated=min_snr is not None or max_drop is not None)
+    closeness.gate(fidelity, min_snr=min_snr, max_drop=max_drop)
+    if report:
+        write_json(report, result.report() | {"fidelity": fidelity})
+    if save_plan:
+        write_text(save_plan, result.plan.to_json())
     if not force:
         check_verified(result)
+    closeness.report(fidelity, data_given=data is not None, criterion=criterion, compensate=compensate)
     click.echo(f"wrote {describe_written(result.save(output))}")
+    closeness.closing(fidelity)
     if (result.verify is not None and not result.verify.passed) or \
             any(s["verify"] is not None and not s["verify"]["passed"] for s in result.steps):
         return "FAILED"
-    return "PASSED"
+    return "UNCHANGED" if unchanged else "PASSED"
 
 
 def print_compensation(result) -> None:

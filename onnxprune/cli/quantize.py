@@ -6,7 +6,8 @@ import click
 
 from ..quantize import CALIBRATION, FORMATS, MODES, QuantizeConfig, quantize as run_quantize
 from ..core.shapes import parse_shape_specs
-from .common import human, run_command, shape_option, verbose_option
+from . import checks, closeness
+from .common import gate_options, human, run_command, shape_option, verbose_option
 from .data_options import data_options
 
 
@@ -22,16 +23,30 @@ from .data_options import data_options
               help="Static mode: how activation ranges are chosen from the calibration data.")
 @click.option("--no-preprocess", is_flag=True, help="Skip onnxruntime's quant_pre_process (Conv+BN fusion, shapes).")
 @click.option("--exclude", multiple=True, metavar="NODE", help="Leave this node in float (repeatable).")
+@gate_options
 @data_options("calib")
 @shape_option
 @verbose_option
 @run_command("quantize")
-def quantize(model, output, mode, fmt, per_channel, calibration, no_preprocess, exclude, data, shapes, verbose):
-    """Quantize MODEL to int8 and write OUTPUT (static mode calibrates on --data)."""
+def quantize(model, output, mode, fmt, per_channel, calibration, no_preprocess, exclude, min_snr, max_drop, data,
+             shapes, verbose):
+    """Quantize MODEL to int8 and write OUTPUT (static mode calibrates on --data), then say how close
+    it is to the original."""
+    closeness.check_gates(min_snr, max_drop)
+    found = {}
+
+    checks.check_exclude(_graph_only(model), exclude)
+
+    def accept(original, quantized):
+        given = parse_shape_specs(checks.shapes_from_data(original, data, shapes)) if shapes or data else {}
+        found["fidelity"] = closeness.against_original(original, quantized, data=data, shapes=given, values=None,
+                                                       seed=0, gated=min_snr is not None or max_drop is not None)
+        closeness.gate(found["fidelity"], min_snr=min_snr, max_drop=max_drop)
+
     config = QuantizeConfig(mode=mode, data=data, format=fmt, per_channel=per_channel, calibration=calibration,
                             preprocess=not no_preprocess, exclude=tuple(exclude),
                             shapes=parse_shape_specs(shapes) if shapes else None)
-    result = run_quantize(model, output, config)
+    result = run_quantize(model, output, config, accept=accept)
     change = 100.0 * (result.size_after - result.size_before) / result.size_before
     click.echo(f"size: {human(result.size_before)} -> {human(result.size_after)} ({change:+.1f}%)")
     if result.calibration_examples:
@@ -42,4 +57,16 @@ def quantize(model, output, mode, fmt, per_channel, calibration, no_preprocess, 
         if result.argmax_agreement is not None:
             line += f", same top class {100 * result.argmax_agreement:.1f}%"
         click.echo(line)
+    closeness.report(found["fidelity"], data_given=data is not None, command="quantize")
     click.echo(f"wrote {result.path} ({human(result.size_after)}B); onnxruntime loads it")
+    closeness.closing(found["fidelity"])
+
+
+def _graph_only(path):
+    """The graph without its weights, for name checks before any work (a bad file is quantize's to report)."""
+    import onnx
+
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return onnx.ModelProto()

@@ -54,14 +54,15 @@ def input_shapes(index: GraphIndex, overrides: dict[str, list[int]]) -> dict[str
         if name not in known:
             raise UsageError(f"--shape names '{name}', which is not a model input (inputs: {', '.join(sorted(known))})")
     shapes: dict[str, list[int]] = {}
-    missing = []
+    missing, described, examples = [], [], []
     for vi in index.real_inputs():
         tt = vi.type.tensor_type
         if not vi.type.HasField("tensor_type") or not tt.HasField("shape"):
             if vi.name in overrides:
                 shapes[vi.name] = overrides[vi.name]
                 continue
-            missing.append(f"{vi.name} (no shape)")
+            missing.append(vi.name)
+            described.append(f"{vi.name} [no shape]")
             continue
         # Some exporters (paddle2onnx) write dim_value -1 for "unknown": treat it as symbolic.
         dims = [d.dim_value if d.HasField("dim_value") and d.dim_value >= 0 else None for d in tt.shape.dim]
@@ -74,13 +75,17 @@ def input_shapes(index: GraphIndex, overrides: dict[str, list[int]]) -> dict[str
                     raise UsageError(f"--shape {vi.name}:{','.join(map(str, given))} conflicts with the model's fixed shape {dims}")
             shapes[vi.name] = given
         elif any(d is None for d in dims):
-            sym = [d.dim_param or "?" for d, v in zip(tt.shape.dim, dims) if v is None]
-            missing.append(f"{vi.name} ({', '.join(sym)})")
+            missing.append(vi.name)
+            examples.append(f"--shape {vi.name}:" + ",".join(str(v) if v is not None else "1" for v in dims))
         else:
             shapes[vi.name] = dims
+        if vi.name not in missing or tt.HasField("shape"):
+            text = [str(v) if v is not None else f"{d.dim_param}?" if d.dim_param else "?" for d, v in zip(tt.shape.dim, dims)]
+            described.append(f"{vi.name} [{', '.join(text)}]" + (" (given)" if vi.name in overrides else ""))
     if missing:
-        example = index.real_inputs()[0].name
-        raise UsageError(f"symbolic input dims need values: {'; '.join(missing)}; give --shape NAME:D1,D2,... (e.g. --shape {example}:1,...)")
+        raise UsageError(f"symbolic input dims need values: {', '.join(missing)}; inputs (? = unknown): "
+                         f"{'; '.join(described)}; give --shape NAME:D1,D2,... for each, e.g. {' '.join(examples) or '--shape ' + missing[0] + ':...'}"
+                         f", or --data (dims are then read from its examples)")
     return shapes
 
 

@@ -278,6 +278,7 @@ class MakePlan(Step):
             st.plan = make_plan(st.analysis, st.scores, ratio=c.ratio, global_ranking=c.global_ranking,
                                 round_to=c.round_to, fingerprint=st.fingerprint)
             st.plan.meta["criterion"] = c.criterion
+            st.plan.meta["compensate"] = c.compensate  # a replay without it would give another model
 
 
 class Compensate(Step):

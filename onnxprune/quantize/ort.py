@@ -85,8 +85,9 @@ class _Reader:
         pass
 
 
-def quantize(model_path, output_path, config: QuantizeConfig | None = None) -> QuantizeResult:
-    """Quantize the ONNX file `model_path` to `output_path` (written atomically)."""
+def quantize(model_path, output_path, config: QuantizeConfig | None = None, *, accept=None) -> QuantizeResult:
+    """Quantize the ONNX file `model_path` to `output_path` (written atomically). `accept(original,
+    quantized)`, when given, runs before anything is written and may raise to refuse the result."""
     config = config or QuantizeConfig()
     _validate(config)
     model_path = Path(model_path)
@@ -113,6 +114,8 @@ def quantize(model_path, output_path, config: QuantizeConfig | None = None) -> Q
                                 calibration_examples=calibrated)
         result.ops_after = _op_counts(quantized)
         _compare(original, target, config, result)
+        if accept is not None:
+            accept(original, quantized)
         os.replace(target, out)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)

@@ -13,7 +13,10 @@ fixed feeds — held-out examples from `--data`, or seeded random inputs without
   ȳ₀ the original's mean over the feeds (the signal is what depends on the input), where an
   output made by Softmax/LogSoftmax/Sigmoid is replaced by that node's input: saturated
   probabilities (one-hot in float32) hide distortion that the logits show;
-* `nmse`: the inverse of that ratio, a continuous distortion used to rank sensitivity.
+* `nmse`: the inverse of that ratio, a continuous distortion used to rank sensitivity;
+* `cosine`: the cosine of each feed's flattened output with the original's, averaged over feeds
+  and compared outputs (1 when identical); `detail()` gives all three per graph output, with
+  top-1 agreement for classifier outputs (`output_kinds`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from ..core.runtime import make_session, random_feeds
 
 
 def make_feeds(model: onnx.ModelProto, shapes: dict, *, count: int, seed: int, data=None,
-               part: int = 0, parts: int = 2, pool: list | None = None) -> list[dict]:
+               part: int = 0, parts: int = 2, pool: list | None = None, values: dict | None = None) -> list[dict]:
     """`count` feeds: with `data` (a DataConfig), examples of its calibration split (part 0) or
     held-out split (part 1; the data module's deterministic split by file, so the two never
     share a clip), or of `pool` when that split was read already; else seeded random inputs
@@ -38,7 +41,7 @@ def make_feeds(model: onnx.ModelProto, shapes: dict, *, count: int, seed: int, d
     if data is not None:
         return [ex.feeds for ex in held_out_examples(model, data, count=count, part=part)]
     session = make_session(model)
-    return [random_feeds(session, shapes, seed + part * 100000 + i) for i in range(count)]
+    return [random_feeds(session, shapes, seed + part * 100000 + i, values) for i in range(count)]
 
 
 def held_out_examples(model: onnx.ModelProto, data, *, count: int, part: int) -> list:
@@ -67,15 +70,22 @@ def spread(examples: list, count: int) -> list:
 class Fidelity:
     """Evaluator against the original's outputs on fixed feeds; counts forward passes."""
 
-    def __init__(self, original: onnx.ModelProto, feeds: list[dict], *, threads: int = 1):
+    def __init__(self, original: onnx.ModelProto, feeds: list[dict], *, threads: int = 1, logits: bool = True):
         self.feeds, self.threads = feeds, threads
-        self.taps = logit_taps(original)
+        self.taps = logit_taps(original) if logits else {}  # off for a model that renames them (quantized)
         session = make_session(with_outputs(original, self.taps), threads=threads)
         self.names = [o.name for o in session.get_outputs()]
         self.compared = [i for i, n in enumerate(self.names) if n not in self.taps]
-        self.reference = [session.run(self.names, f) for f in feeds]
+        self.shift_free = softmax_axes(original, self.taps)  # tap index -> the softmax axis
+        self.shift_free = {self.names.index(t): ax for t, ax in self.shift_free.items() if t in self.names}
+        self.reference = [self._centred(session.run(self.names, f)) for f in feeds]
         self.passes = len(feeds)
-        self.signal = sum(_energy(i, self.reference) for i in self.compared)
+        self.signals = {i: _energy(i, self.reference) for i in self.compared}
+        self.signal = sum(self.signals.values())
+        self._kinds = output_kinds(original)
+        graph_outputs = [o.name for o in original.graph.output]
+        self._reported = [(n, self.names.index(self.taps[n]) if n in self.taps else self.names.index(n))
+                          for n in graph_outputs if n in self.names]
 
     def __call__(self, model: onnx.ModelProto) -> dict:
         return self.measure(model)[0]
@@ -83,22 +93,124 @@ class Fidelity:
     def measure(self, model: onnx.ModelProto) -> tuple[dict, list]:
         """(metrics, the model's first output on each feed): one run serves the fidelity figures
         and a caller's own metric (task_eval)."""
+        metrics, firsts, _ = self._run(model)
+        return metrics, firsts
+
+    def detail(self, model: onnx.ModelProto) -> dict:
+        """The metrics plus, per graph output, SNR and cosine (and top-1 agreement for a
+        classifier output): what `prune`/`quantize`/`auto` print and report as `fidelity`."""
+        metrics, _, outputs = self._run(model)
+        return metrics | {"examples": len(self.feeds), "outputs": outputs}
+
+    def _run(self, model: onnx.ModelProto) -> tuple[dict, list, list]:
         session = make_session(with_outputs(model, self.taps), threads=self.threads)
         signal, noise, agree, rows = self.signal, 0.0, 0, 0
-        firsts = []
+        firsts, per = [], {i: [0.0, [], 0, 0, [0.0, 0.0, 0.0]] for i in self.compared}  # noise, cos, agree, rows, dots
+        kinds = self.kinds
         for feed, ref in zip(self.feeds, self.reference):
-            got = session.run(self.names, feed)
+            got = self._centred(session.run(self.names, feed))
             firsts.append(got[0])
             same = _agreeing(got[0], ref[0])
             agree, rows = agree + int(same.sum()), rows + same.size
             for i in self.compared:
-                r, g = np.asarray(ref[i]), got[i]
-                if np.issubdtype(r.dtype, np.floating):
-                    noise += float(np.sum((np.asarray(g, dtype=np.float64) - r.astype(np.float64)) ** 2))
+                r, g = np.asarray(ref[i]), np.asarray(got[i])
+                acc = per[i]
+                if np.issubdtype(r.dtype, np.floating) and r.shape == g.shape:
+                    d = float(np.sum((g.astype(np.float64) - r.astype(np.float64)) ** 2))
+                    noise, acc[0] = noise + d, acc[0] + d
+                    acc[1].append(_cosine(r, g))
+                    r64, g64 = r.astype(np.float64).ravel(), g.astype(np.float64).ravel()
+                    acc[4] = [acc[4][0] + float(r64 @ g64), acc[4][1] + float(r64 @ r64), acc[4][2] + float(g64 @ g64)]
+                elif np.issubdtype(r.dtype, np.floating):  # shapes differ: all of it is distortion
+                    d = float(np.sum(r.astype(np.float64) ** 2)) or 1.0
+                    noise, acc[0] = noise + d, acc[0] + d
+                    acc[1].append(0.0)
+            for name, i in self.reported:
+                if kinds.get(name) == "classifier":
+                    j = self.names.index(name)
+                    ok = _agreeing(got[j], ref[j])
+                    per[i][2], per[i][3] = per[i][2] + int(ok.sum()), per[i][3] + ok.size
         self.passes += len(self.feeds)
         nmse = noise / signal if signal > 0 else float(noise > 0)
-        snr = math.inf if noise == 0 else 10 * math.log10(signal / noise) if signal > 0 else -math.inf
-        return {"top1_agreement": 100.0 * agree / max(1, rows), "snr_db": snr, "nmse": nmse}, firsts
+        snr = _snr(signal, noise)
+        for i in self.compared:  # one value per feed (a probability): a cosine over the feeds instead
+            if self.reference and np.asarray(self.reference[0][i]).size <= 1 and per[i][1]:
+                dot, rr, gg = per[i][4]
+                per[i][1] = [dot / math.sqrt(rr * gg) if rr > 0 and gg > 0 else float(rr == gg)]
+        cosines = [c for i in self.compared for c in per[i][1]]
+        metrics = {"top1_agreement": 100.0 * agree / max(1, rows), "snr_db": snr, "nmse": nmse,
+                   "cosine": float(np.mean(cosines)) if cosines else 1.0}
+        outputs = []
+        for name, i in self.reported:
+            noise_i, cos_i, agree_i, rows_i, _ = per[i]
+            entry = {"name": name, "kind": kinds.get(name, "other"),
+                     "snr_db": _snr(self.signals[i], noise_i), "cosine": float(np.mean(cos_i)) if cos_i else None}
+            if name in self.taps:
+                entry["compared"] = self.taps[name]
+            if rows_i:
+                entry["top1_agreement"] = 100.0 * agree_i / rows_i
+            outputs.append(entry)
+        return metrics, firsts, outputs
+
+    def _centred(self, outs: list) -> list:
+        """Softmax/LogSoftmax logits less their mean over the softmax axis: a shift the softmax
+        ignores is no distortion of what the model decides."""
+        for i, axis in self.shift_free.items():
+            a = np.asarray(outs[i])
+            if np.issubdtype(a.dtype, np.floating) and a.ndim:
+                outs[i] = a - a.mean(axis=axis, keepdims=True)
+        return outs
+
+    @property
+    def kinds(self) -> dict:
+        return self._kinds
+
+    @property
+    def reported(self) -> list:
+        """(graph output, index of what is compared for it: its logits tap, else itself)."""
+        return self._reported
+
+
+def _snr(signal: float, noise: float) -> float:
+    return math.inf if noise == 0 else 10 * math.log10(signal / noise) if signal > 0 else -math.inf
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    fa, fb = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    na, nb = np.linalg.norm(fa), np.linalg.norm(fb)
+    if na == 0 or nb == 0:
+        return 1.0 if na == nb else 0.0
+    return float(fa @ fb / (na * nb))
+
+
+PASS_THROUGH = ("Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose", "Identity", "Cast", "Slice", "Gather",
+                "Concat")
+CLASSIFIER_OPS = ("Softmax", "LogSoftmax", "Sigmoid", "ArgMax", "ArgMin", "TopK", "HardSigmoid")
+
+
+def output_kinds(model: onnx.ModelProto) -> dict[str, str]:
+    """Graph output -> "classifier" when it is made by Softmax/LogSoftmax/Sigmoid/ArgMax (through
+    reshapes, transposes, casts), or is not floating point (class indices); else "continuous"
+    (an embedding, a regression, a recurrent state): what a top-1 decision means only for the first."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    kinds = {}
+    for out in model.graph.output:
+        elem = out.type.tensor_type.elem_type if out.type.HasField("tensor_type") else 0
+        if elem and elem not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
+                                 onnx.TensorProto.BFLOAT16):
+            kinds[out.name] = "classifier"
+            continue
+        name, seen, kind = out.name, 0, "continuous"
+        while name in producer and seen < 16:
+            node = producer[name]
+            if node.op_type in CLASSIFIER_OPS:
+                kind = "classifier"
+                break
+            if node.op_type not in PASS_THROUGH or not node.input:
+                break
+            name, seen = node.input[0], seen + 1
+        kinds[out.name] = kind
+    return kinds
 
 
 def _energy(i: int, reference: list) -> float:
@@ -114,6 +226,21 @@ def _energy(i: int, reference: list) -> float:
     stack = np.stack(arrays).astype(np.float64)
     centred = float(np.sum((stack - stack.mean(axis=0)) ** 2))
     return centred if centred > 0 else raw
+
+
+def softmax_axes(model: onnx.ModelProto, taps: dict[str, str]) -> dict[str, int]:
+    """Tapped logits tensor -> the axis its Softmax/LogSoftmax normalises (opset >= 13: -1 default)."""
+    consumers = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    out = {}
+    for tensor in taps.values():
+        for n in consumers.get(tensor, []):
+            if n.op_type in ("Softmax", "LogSoftmax"):
+                axis = next((a.i for a in n.attribute if a.name == "axis"), None)
+                out[tensor] = -1 if axis is None else axis
+    return out
 
 
 def logit_taps(model: onnx.ModelProto) -> dict[str, str]:

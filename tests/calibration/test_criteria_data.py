@@ -114,7 +114,6 @@ def files(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--criterion", "activation"], "--criterion activation needs calibration data"),
     (["--compensate", "lstsq"], "--compensate lstsq needs calibration data"),
-    (["--data", "{d}/cal.npz"], "--data is used only by"),
     (["--compensate", "bias", "--data", "{d}/bad.npz"], "calibration example 1 does not fit the model"),
     (["--compensate", "bias", "--data", "{d}/missing.npz"], "no such file"),
 ])

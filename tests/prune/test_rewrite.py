@@ -76,7 +76,7 @@ def test_group_reaching_a_graph_output_is_blocked():
     g = group_for(an, m, a)
     assert not g.prunable
     assert any(f"reaches graph output '{h}'" in why for why in g.blocked_by)
-    assert [why.code for why in g.blocked_by if why.node == h] == ["interface"]
+    assert [why.code for why in g.blocked_by if why.node == h] == ["fixed-output"]  # not state: never resized
     assert not any("--" in why for why in g.blocked_by)  # the library names no CLI flag; the CLI adds hints
     r = prune_ok(m, ratio=0.5, expect_removed=False)
     assert r.after["params"] == r.before["params"]
