@@ -150,15 +150,15 @@ def sweep_figure(sweep: dict):
                 drawstyle="steps-post" if sweep["higher_is_better"] else "steps-pre", label="Pareto front")
         bad = [i for i, p in enumerate(pts) if p.get("collapsed")]
         others = [i for i in range(len(pts)) if i not in front and i not in bad]
-        ax.scatter([xs[i] for i in others], [ys[i] for i in others], s=45, color="tab:gray", zorder=2,
-                   label="dominated")
+        ax.scatter([xs[i] for i in others], [ys[i] for i in others], s=30, color="tab:gray", edgecolor="white",
+                   zorder=4, label="dominated")  # above the front's markers: a point at the same place stays visible
         ax.scatter([xs[i] for i in front], [ys[i] for i in front], s=70, color="tab:orange", edgecolor="black",
                    zorder=3, label="on the front")
         if bad:
             ax.scatter([xs[i] for i in bad], [ys[i] for i in bad], s=70, marker="X", color="tab:red", zorder=3,
                        label=f"collapsed ({collapse['rule']}): off the front" if collapse else "collapsed")
         if collapse and collapse.get("limit") is not None:
-            ax.axhline(collapse["limit"], color="tab:red", lw=0.8, ls=":", zorder=0)
+            ax.axhline(collapse["limit"], color="tab:red", lw=0.8, ls=":", zorder=0, label="collapse limit")
         texts = []
         for p in pts:
             text = p.get("label") or ("original" if p["ratio"] == 0 else f"r={p['ratio']:g}")
