@@ -23,10 +23,11 @@ def _pretty(metric: str) -> str:
             .replace("fidelity snr_db vs original", "SNR vs the original (dB)").replace("_", " "))
 
 
-def _plottable(points: list[dict]) -> list[dict]:
+def _plottable(points: list[dict], limit: float | None = None) -> list[dict]:
     """Points with a finite quality; an infinite one (SNR of an identical model) is drawn just
-    beyond the best finite value and labelled as such."""
+    beyond the best finite value (and beyond the collapse limit) and labelled as such."""
     finite = [p["quality"] for p in points if _finite(p["quality"])]
+    finite += [limit] if limit is not None and finite else []
     out = []
     for p in points:
         if _finite(p["quality"]):
@@ -136,7 +137,7 @@ def _pyplot():
 def sweep_figure(sweep: dict):
     """The figure plot_sweep saves (tests inspect it)."""
     plt = _pyplot()
-    pts = _plottable(sweep["points"])
+    pts = _plottable(sweep["points"], (sweep.get("collapse") or {}).get("limit"))
     mc = sweep["bench"]["machine"]
     timing = sweep["bench"]["timing"]
     fig, axes = plt.subplots(1, 2, figsize=(12, 6.0), constrained_layout=True)
@@ -172,6 +173,8 @@ def sweep_figure(sweep: dict):
         ax.grid(alpha=0.3)
         ax.set_xlim(0, max(xs) * 1.3 if xs else 1)
         lo, hi = min(ys), max(ys)
+        if collapse and collapse.get("limit") is not None:  # show the limit the crosses are judged by
+            lo, hi = min(lo, collapse["limit"]), max(hi, collapse["limit"])
         pad = (hi - lo) * 0.15 or abs(hi) * 0.1 or 0.1
         ax.set_ylim(lo - pad, hi + 1.8 * pad)
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
