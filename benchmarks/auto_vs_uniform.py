@@ -9,21 +9,17 @@ as fast (the uniform ratio with the smallest paired speedup >= the auto model's;
 median over rounds of original time / variant time, each pair timed back to back). A second,
 timing-free table compares the two at equal MACs (what `prune --allocate sensitivity` does).
 
+Needs: the pretrained embedding_model and silero_vad_v6 (fetched by models/fetch.py; PyPI access once).
+
     python benchmarks/auto_vs_uniform.py [--runs 200] [--threads 1] [--out benchmarks/results/auto_vs_uniform.md]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import statistics
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "models"))
-sys.path.insert(0, str(ROOT))
+from _common import REPO as ROOT, need_models, parser, write
 
 from onnxprune.search.auto import search  # noqa: E402
 BUNDLED = ROOT / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
@@ -36,11 +32,11 @@ from onnxprune.search.widths import WidthSpace  # noqa: E402
 
 
 def cases():
-    from fetch import fetch
+    models = need_models("embedding_model", "silero_vad_v6")
 
     yield "kws_dscnn (bundled)", BUNDLED, None, (1.3, 1.6, 2.0)
-    yield "openwakeword embedding_model", fetch("embedding_model"), {"input_1": [1, 76, 32, 1]}, (1.3, 1.6, 2.0)
-    yield "silero_vad_v6", fetch("silero_vad_v6"), {"input": [1, 576]}, (1.2, 1.4)
+    yield "openwakeword embedding_model", models["embedding_model"], {"input_1": [1, 76, 32, 1]}, (1.3, 1.6, 2.0)
+    yield "silero_vad_v6", models["silero_vad_v6"], {"input": [1, 576]}, (1.2, 1.4)
 
 
 def run_case(path, shapes, targets, args) -> dict:
@@ -103,14 +99,12 @@ def fmt(x, nd=1):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "auto_vs_uniform.md")
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--held", type=int, default=64, help="held-out feeds for fidelity")
-    ap.add_argument("--out", default="benchmarks/results/auto_vs_uniform.md")
     args = ap.parse_args()
-    lines = [f"Command: `python benchmarks/auto_vs_uniform.py --runs {args.runs} --threads {args.threads} --held {args.held}`",
-             "", "Fidelity on held-out *seeded random* feeds (no labels yet): SNR = output SNR vs the original "
+    lines = ["Fidelity on held-out *seeded random* feeds (label-free): SNR = output SNR vs the original "
              "(input-dependent part, logits for Softmax/Sigmoid outputs); top-1 = agreement of the first output's decisions. "
              "ORT CPU, medians of interleaved runs.", ""]
     raw = {}
@@ -139,10 +133,7 @@ def main():
                          f"{fmt(e['uniform_snr'])} / {fmt(e['auto_snr'])} | {e['uniform_top1']:.1f} / {e['auto_top1']:.1f} |")
         lines.append("")
         print("\n".join(lines[-30:]), flush=True)
-    out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=str))
+    write(args.out, "\n".join(lines), raw, threads=args.threads)
 
 
 if __name__ == "__main__":

@@ -4,41 +4,31 @@ over the same examples, as a multiple of the plain pass. Two modes: first-order 
 (activation criterion, bias compensation) and with full second moments (reconstruction, lstsq).
 Runs are interleaved (plain, stats, moments, plain, ...); medians are reported.
 
+Needs: the pretrained embedding_model and silero_vad_v6 (models/fetch.py; PyPI access once).
+
     python benchmarks/calibration_cost.py [--examples 100] [--rounds 5] [--out benchmarks/results/calibration_cost.md]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "models"))
+from _common import REPO, need_models, parser, write
 
 import onnxprune  # noqa: E402
 from onnxprune.calibration.statistics import calibrate, plain_pass_seconds  # noqa: E402
-BUNDLED = Path(__file__).resolve().parent.parent / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
+BUNDLED = REPO / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
 from onnxprune.core.runtime import make_session, random_feeds  # noqa: E402
 
 
 def cases():
     yield "kws_dscnn (bundled)", BUNDLED, None
-    for name, shapes in (("embedding_model", {"input_1": [1, 76, 32, 1]}), ("silero_vad_v6", {"input": [1, 576]})):
-        path = _cached(name)
-        if path:
-            yield name, path, shapes
-
-
-def _cached(name):
-    from fetch import cache_dir
-
-    path = cache_dir() / f"{name}.onnx"
-    return path if path.exists() else None  # cached by models/fetch.py; never downloaded here
+    shapes = {"embedding_model": {"input_1": [1, 76, 32, 1]}, "silero_vad_v6": {"input": [1, 576]}}
+    for name, path in need_models(*shapes).items():
+        yield name, path, shapes[name]
 
 
 def feeds_for(model, analysis, n):
@@ -54,10 +44,9 @@ def feeds_for(model, analysis, n):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "calibration_cost.md")
     ap.add_argument("--examples", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--out", default="benchmarks/results/calibration_cost.md")
     args = ap.parse_args()
     rows, raw = [], {}
     for name, path, shapes in cases():
@@ -81,18 +70,13 @@ def main():
                     f"{med['plain'] * 1e3:.1f} | {med['stats'] * 1e3:.1f} | {med['stats'] / med['plain']:.2f}× | "
                     f"{med['moments'] * 1e3:.1f} | {med['moments'] / med['plain']:.2f}× |")
         print(rows[-1], flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
+    write(args.out,
         "# Calibration cost\n\n"
-        f"`python benchmarks/calibration_cost.py --examples {args.examples} --rounds {args.rounds}` "
-        "(random inputs of the model's shape; ORT CPU, default threads, shared 2-core machine; "
+        "(random inputs of the model's shape; ORT CPU, default threads; "
         f"medians of {args.rounds} interleaved rounds). 'plain' = one forward pass over the examples in an "
         "existing session; calibration times include building its session with the extra outputs.\n\n"
         "| model | examples | tracked values | consumer sites (with moments) | plain ms | stats ms | stats / plain | "
-        "stats+moments ms | moments / plain |\n|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
-    print(f"wrote {out}")
+        "stats+moments ms | moments / plain |\n|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows), raw)
 
 
 if __name__ == "__main__":

@@ -5,21 +5,24 @@ before/after; onnx's full checker and stale value_info; whether onnxruntime runs
 output shapes; layers pruned/skipped, with or without a reason; max |pruned - reference| (reference = original
 with the consumer slices of removed channels zeroed; onnxsim's is derived from its pruned weights) and max
 |pruned - original|; whether onnxsim at sparsity 0 is bit identical; transform wall time, median of 3.
-onnxsim runs under its own venv's Python (this file with --worker), so the two installs never meet.
+onnxsim runs in a child Python (this file with --worker): this one when onnxsim is importable here,
+else the one given with --onnxsim-python.
 
-    python benchmarks/compare_onnxsim.py --onnxsim-python /tmp/venv-onnxsim/bin/python \\
-        --out benchmarks/results/compare_onnxsim.md
+Needs: onnxsim 0.8.1, installed by `pip install -e ".[compare]"` into this environment (or in another
+venv, passed with --onnxsim-python PATH), and the pretrained models (models/fetch.py; PyPI access once).
+
+    python benchmarks/compare_onnxsim.py [--onnxsim-python PATH] [--out benchmarks/results/compare_onnxsim.md]
 """
 from __future__ import annotations
 
-import argparse, copy, json, os, platform, statistics, subprocess, sys, tempfile, time
+import argparse, copy, importlib.util, json, os, platform, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-REPO = Path(__file__).resolve().parents[1]
+from _common import REPO, need_models, parser, write
 # model -> concrete shapes of its dynamic inputs (used by both tools and every run)
 MODELS = {"silero_vad_v6": {"input": [1, 576]}, "embedding_model": {"input_1": [1, 76, 32, 1]},
           "alexa_v0.1": {}, "hey_jarvis_v0.1": {}, "melspectrogram": {"input": [1, 1760]}, "kws_dscnn": {}}
@@ -29,9 +32,7 @@ SIM_NORM = "l2"  # onnxsim's default importance_norm (onnxprune's default criter
 def model_path(name: str) -> str:
     if name == "kws_dscnn":
         return str(REPO / "onnxprune" / "assets" / "kws_dscnn.onnx")
-    sys.path.insert(0, str(REPO / "models"))
-    from fetch import fetch  # downloads into the cache only if it is missing
-    return str(fetch(name))
+    return str(need_models(name)[name])
 
 
 def timed(fn, repeats=3):
@@ -255,14 +256,21 @@ def markdown(res, cmd) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--onnxsim-python", default="/tmp/venv-onnxsim/bin/python", help="a venv's python with onnxsim==0.8.1")
-    ap.add_argument("--out", default="benchmarks/results/compare_onnxsim.md")
+    ap = parser(__doc__, "compare_onnxsim.md")
+    ap.add_argument("--onnxsim-python", help="another venv's python with onnxsim==0.8.1 (default: this one, "
+                    "when the [compare] extra is installed)")
     ap.add_argument("--ratios", default="0.5,0.25", help="0.5 is always included")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         return worker(args.worker)
+    if args.onnxsim_python is None:
+        if importlib.util.find_spec("onnxsim") is None:
+            raise SystemExit('error: onnxsim is not installed here: pip install -e ".[compare]", or pass '
+                             "--onnxsim-python with another environment's python that has onnxsim==0.8.1")
+        args.onnxsim_python = sys.executable
+    elif not Path(args.onnxsim_python).exists():
+        raise SystemExit(f"error: --onnxsim-python {args.onnxsim_python}: no such file")
     import onnxprune, onnxruntime
     ratios = sorted({float(r) for r in args.ratios.split(",")} | {0.5}, reverse=True)
     paths = {name: model_path(name) for name in MODELS}
@@ -288,11 +296,8 @@ def main() -> None:
             entry["vi_probe"] = vi if "error" in vi else evaluate(onnx.shape_inference.infer_shapes(orig),
                                                                   onnx.load(vi["file"]), shapes, base)
             print(f"{name}: done", file=sys.stderr)
-    cmd, out = "python benchmarks/compare_onnxsim.py " + " ".join(sys.argv[1:]), Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(res, cmd))
-    out.with_suffix(".json").write_text(json.dumps({"command": cmd, **res}, indent=1, default=str))
-    print(f"wrote {out} and {out.with_suffix('.json')}")
+    cmd = "python benchmarks/compare_onnxsim.py " + " ".join(sys.argv[1:])
+    write(args.out, markdown(res, cmd), res)
 
 
 if __name__ == "__main__":

@@ -3,26 +3,23 @@ its reference) on held-out real audio? Calibration: the zoo's calib clips; evalu
 clips (different utterances). Fidelity = top-1 agreement with the original (classifiers) and the
 SNR of the outputs (a classifier's logits, before its Softmax), 10 log10(sum y^2 / sum (y - y_pruned)^2).
 
+Needs: the pretrained melspectrogram and embedding_model (models/fetch.py; PyPI access once).
+
     python benchmarks/criteria_table.py [--clips models/zoo/data/kws] [--out benchmarks/results/criteria.md]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "models"))
+from _common import REPO, need_models, parser, write
 
 import onnxprune  # noqa: E402
 import speech_feeds  # noqa: E402
-BUNDLED = Path(__file__).resolve().parent.parent / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
+BUNDLED = REPO / "onnxprune" / "assets" / "kws_dscnn.onnx"  # the seeded, untrained DS-CNN fixture
 from onnxprune.core.runtime import make_session  # noqa: E402
 
 RUNS = [("l1", "none"), ("random", "none"), ("l1", "bias"), ("l1", "lstsq"), ("activation", "none"),
@@ -57,21 +54,18 @@ def fidelity(ref: np.ndarray, got: np.ndarray, classifier: bool) -> dict:
 
 
 def cases(clips: Path):
-    from fetch import cache_dir
-
     yield "kws_dscnn (bundled, seeded)", BUNDLED, None, True, \
         speech_feeds.kws_feeds(clips / "calib"), speech_feeds.kws_feeds(clips / "eval")
-    mel, emb = cache_dir() / "melspectrogram.onnx", cache_dir() / "embedding_model.onnx"
-    if mel.exists() and emb.exists():
-        yield "openwakeword embedding_model", emb, {"input_1": [1, 76, 32, 1]}, False, \
-            speech_feeds.embedding_feeds(clips / "calib", mel), speech_feeds.embedding_feeds(clips / "eval", mel)
+    models = need_models("melspectrogram", "embedding_model")
+    mel, emb = models["melspectrogram"], models["embedding_model"]
+    yield "openwakeword embedding_model", emb, {"input_1": [1, 76, 32, 1]}, False, \
+        speech_feeds.embedding_feeds(clips / "calib", mel), speech_feeds.embedding_feeds(clips / "eval", mel)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "criteria.md")
     ap.add_argument("--clips", type=Path, default=speech_feeds.CLIPS)
     ap.add_argument("--ratios", default="0.25,0.5")
-    ap.add_argument("--out", default="benchmarks/results/criteria.md")
     args = ap.parse_args()
     ratios = [float(r) for r in args.ratios.split(",")]
     raw, sections = {}, []
@@ -96,16 +90,11 @@ def main():
         sections.append(f"## {name}\n\ncalibration {len(calib)} clips, held-out {len(held_out)} clips; cells: {metric}\n\n"
                         "| criterion | compensation | " + " | ".join(f"ratio {r}" for r in ratios) + " |\n"
                         "|---|---|" + "---|" * len(ratios) + "\n" + "\n".join(rows) + "\n")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("# Criteria and compensation: fidelity to the original on held-out real audio\n\n"
-                   f"`python benchmarks/criteria_table.py --ratios {args.ratios}` (clips: {args.clips.name} calib/eval "
-                   "sets of the zoo's synthesized keyword speech; default --round-to 4; every result verified "
+    write(args.out, "# Criteria and compensation: fidelity to the original on held-out real audio\n\n"
+                   f"Clips: {args.clips.name} calib/eval sets of the zoo's synthesized keyword speech; default --round-to 4; every result verified "
                    "against its reference). The bundled KWS model is seeded, not trained: it predicts the same "
                    "class for all 300 held-out clips, so its top-1 agreement says little; its logits SNR is the "
-                   "measure.\n\n" + "\n".join(sections))
-    out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
-    print(f"wrote {out}")
+                   "measure.\n\n" + "\n".join(sections), raw)
 
 
 if __name__ == "__main__":

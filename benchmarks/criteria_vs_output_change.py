@@ -8,21 +8,18 @@ form: consumer slices zeroed) runs on held-out real audio, and the mean squared 
 (from the calibration clips) are compared with it per group: Spearman rank correlation, and how
 many of the half the criterion would remove are in the measured least-important half.
 
+Needs: the pretrained melspectrogram and embedding_model (models/fetch.py; PyPI access once).
+
     python benchmarks/criteria_vs_output_change.py [--clips models/zoo/data/kws] [--examples 48]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "models"))
+from _common import need_models, parser, write
 
 import onnxprune  # noqa: E402
 import speech_feeds  # noqa: E402
@@ -76,18 +73,16 @@ def study(name, model, shapes, calib, held_out, batched):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "criteria_vs_output_change.md")
     ap.add_argument("--clips", type=Path, default=speech_feeds.CLIPS)
     ap.add_argument("--examples", type=int, default=48)
-    ap.add_argument("--out", default="benchmarks/results/criteria_vs_output_change.md")
     args = ap.parse_args()
-    from fetch import cache_dir
+    fetched = need_models("melspectrogram", "embedding_model")
 
     models = [("kws_dscnn (bundled, seeded)", BUNDLED, None, speech_feeds.kws_feeds, False)]
-    mel, emb = cache_dir() / "melspectrogram.onnx", cache_dir() / "embedding_model.onnx"
-    if mel.exists() and emb.exists():
-        models.append(("openwakeword embedding_model", emb, {"input_1": [1, 76, 32, 1]},
-                       lambda d: speech_feeds.embedding_feeds(d, mel), True))
+    mel, emb = fetched["melspectrogram"], fetched["embedding_model"]
+    models.append(("openwakeword embedding_model", emb, {"input_1": [1, 76, 32, 1]},
+                   lambda d: speech_feeds.embedding_feeds(d, mel), True))
     raw, lines = {}, []
     for name, path, shapes, make_feeds, batched in models:
         calib, held_out = make_feeds(args.clips / "calib"), make_feeds(args.clips / "eval")[:args.examples]
@@ -98,17 +93,13 @@ def main():
             rho = np.average([g["spearman"][c] for g in groups], weights=w)
             ov = np.average([g["half_overlap"][c] for g in groups], weights=w)
             lines.append(f"| {name} | {len(groups)} ({int(w.sum())} channels) | {c} | {rho:.3f} | {ov:.3f} |")
-    out = Path(args.out)
-    out.write_text("# Forward-only criteria against the measured per-channel output change\n\n"
-                   f"`python benchmarks/criteria_vs_output_change.py --examples {args.examples}`: for every channel, "
-                   "the mean squared change of the output (logits for the classifier) when only that channel is "
+    write(args.out, "# Forward-only criteria against the measured per-channel output change\n\n"
+                   "For every channel, the mean squared change of the output (logits for the classifier) when only that channel is "
                    f"removed, on {args.examples} held-out clips; criteria scored on the 204 calibration clips. "
                    "Means over groups weighted by group size. Half overlap: share of the half a criterion would "
                    "remove that is also in the measured least-important half (0.5 = chance).\n\n"
                    "| model | groups | criterion | Spearman rho | half overlap |\n|---|---|---|---|---|\n"
-                   + "\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
-    print(f"wrote {out}")
+                   + "\n".join(lines), raw)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,14 @@ with models/wrap_frontend.py) -> embedding_model windows, and silero_vad_v6 stre
 models/silero_vad_feeds.py (one model run per 32 ms chunk to carry the state). The peak traced
 allocation while reading long clips is compared with the size of all their decoded samples.
 
-    python benchmarks/data_throughput.py --out benchmarks/results/data_throughput.md
+Needs: the pretrained melspectrogram, embedding_model and silero_vad_v6 (models/fetch.py; PyPI
+access once).
+
+    python benchmarks/data_throughput.py [--out benchmarks/results/data_throughput.md]
 """
 from __future__ import annotations
 
-import argparse, json, platform, shutil, statistics, sys, tempfile, time, tracemalloc
+import shutil, statistics, tempfile, time, tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +22,7 @@ import onnx
 import soundfile as sf
 from onnx import TensorProto, helper
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "models")]
-
-from fetch import fetch  # noqa: E402
+from _common import REPO, need_models, parser, write
 from onnxprune.data import DataConfig, load_examples  # noqa: E402
 from onnxprune.data.frontend import with_affine  # noqa: E402
 
@@ -59,22 +59,22 @@ def consume(model, cfg) -> tuple[float, int]:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__, "data_throughput.md")
     ap.add_argument("--clips", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--long-clips", type=int, default=40)
     ap.add_argument("--long-seconds", type=float, default=30.0)
-    ap.add_argument("--out", default=str(REPO / "benchmarks/results/data_throughput.md"))
     args = ap.parse_args(argv)
+    fetched = need_models("melspectrogram", "embedding_model", "silero_vad_v6")
     tmp = Path(tempfile.mkdtemp(prefix="onnxprune-data-bench-"))
     audio_s = write_clips(tmp / "sc", args.clips, 1.0)
     mel = tmp / "mel_oww.onnx"
-    onnx.save(with_affine(onnx.load(str(fetch("melspectrogram"))), 32768.0, 0.1, 2.0), str(mel))
+    onnx.save(with_affine(onnx.load(str(fetched["melspectrogram"])), 32768.0, 0.1, 2.0), str(mel))
     paths = {
         "raw waveform [1,16000]": (waveform_model(), DataConfig(str(tmp / "sc"))),
-        "mel -> embedding_model (hop 80 ms)": (str(fetch("embedding_model")),
+        "mel -> embedding_model (hop 80 ms)": (str(fetched["embedding_model"]),
                                                DataConfig(str(tmp / "sc"), frontend=str(mel), hop=0.08)),
-        "silero_vad_v6 --feeds (state carried)": (str(fetch("silero_vad_v6")),
+        "silero_vad_v6 --feeds (state carried)": (str(fetched["silero_vad_v6"]),
                                                   DataConfig(str(tmp / "sc"), feeds=f"{REPO}/models/silero_vad_feeds.py:feeds")),
     }
     times = {k: [] for k in paths}
@@ -98,10 +98,7 @@ def main(argv=None):
     memory = {"long_clips": args.long_clips, "seconds_each": args.long_seconds, "examples": n,
               "decoded_all_mb": round(decoded_mb, 1), "peak_traced_mb": round(peak, 1),
               "seconds": round(dt, 2)}
-    result = {"rows": rows, "memory": memory, "repeats": args.repeats,
-              "machine": f"{platform.machine()} {platform.python_version()}"}
-    out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    result = {"rows": rows, "memory": memory, "repeats": args.repeats}
     lines = ["| path | clips | examples | median s | clips/s | × real time |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['path']} | {r['clips']} | {r['examples']} | {r['median_s']} | {r['clips_per_s']} | "
               f"{r['audio_x_realtime']} |" for r in rows]
@@ -109,7 +106,7 @@ def main(argv=None):
               f"decoded samples would take {memory['decoded_all_mb']} MB at 16 kHz; peak traced allocation "
               f"(tracemalloc, numpy included) while reading them: {memory['peak_traced_mb']} MB (one 30 s "
               f"44.1 kHz stereo clip read as float32 is {args.long_seconds * 44100 * 2 * 4 / 2**20:.1f} MB)."]
-    out.write_text("\n".join(lines) + "\n")
+    write(args.out, "\n".join(lines), result)
     shutil.rmtree(tmp)
     print("\n".join(lines))
 

@@ -4,20 +4,17 @@ For each torch-exported fixture (and silero-vad v6 with --allow-io-change) this 
 then times original and pruned interleaved on ONNX Runtime CPU (1 thread by default) and reports
 median latency, measured speedup, MAC ratio (theoretical speedup) and measured/theoretical.
 
+Needs: the pretrained silero_vad_v6 (models/fetch.py; PyPI access once).
+
     python benchmarks/fixtures_speed.py [--runs 300] [--threads 1] [--out benchmarks/results/fixtures_speed.md]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "models"))
+from _common import REPO as ROOT, need_models, parser, write
 
 import onnxprune  # noqa: E402
 from onnxprune.core.runtime import make_session, random_feeds  # noqa: E402
@@ -26,9 +23,7 @@ from onnxprune.core.runtime import make_session, random_feeds  # noqa: E402
 def cases():
     for path in sorted((ROOT / "models" / "fixtures").glob("*.onnx")):
         yield path.stem, path, {}, {}
-    from fetch import fetch
-
-    yield "silero_vad_v6 (state I/O resized)", fetch("silero_vad_v6"), {"input": [1, 576]}, {"allow_io_change": True}
+    yield "silero_vad_v6 (state I/O resized)", need_models("silero_vad_v6")["silero_vad_v6"], {"input": [1, 576]}, {"allow_io_change": True}
 
 
 def time_interleaved(sessions, feeds_list, runs):
@@ -45,10 +40,9 @@ def time_interleaved(sessions, feeds_list, runs):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "fixtures_speed.md")
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default="benchmarks/results/fixtures_speed.md")
     args = ap.parse_args()
     rows, raw = [], {}
     for name, path, shapes, options in cases():
@@ -70,15 +64,11 @@ def main():
                      "params_after": result.after["params"]}
         rows.append([name, f"{result.before['params']}→{result.after['params']}", f"{mac_ratio:.2f}x",
                      f"{t_orig:.3f}", f"{t_pruned:.3f}", f"{speedup:.2f}x", f"{speedup / mac_ratio:.2f}"])
-    lines = [f"Command: `python benchmarks/fixtures_speed.py --runs {args.runs} --threads {args.threads}` "
-             "(ONNX Runtime CPU, medians, original and pruned interleaved)", "",
+    lines = ["ONNX Runtime CPU, medians, original and pruned interleaved.", "",
              "| model | params | MAC reduction | p50 ms original | p50 ms pruned | measured speedup | measured / theoretical |",
              "|---|---|---:|---:|---:|---:|---:|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(raw, indent=1))
+    write(args.out, "\n".join(lines), raw, threads=args.threads)
     print("\n".join(lines))
 
 

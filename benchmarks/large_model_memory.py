@@ -1,6 +1,8 @@
 """Peak memory and wall time of `inspect` and `prune --ratio 0.3` on external-data models of
 growing size (tests/reliability/large.py: three Gemms, two of them H x H).
 
+Needs: ~2.5x the largest model in free disk in the temp folder, and that much memory to spare.
+
     python benchmarks/large_model_memory.py [--hidden 4096 8192 16384] [--out benchmarks/results/large_model_memory.md]
 
 Each command runs in a fresh child that reports its own VmHWM (peak RSS, file-backed pages of
@@ -9,13 +11,14 @@ mapped weights included) on exit. Needs ~2.5x the largest model in free disk in 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reliability"))
+from _common import REPO, parser, write
+
+sys.path.insert(0, str(REPO / "tests" / "reliability"))
 import large  # noqa: E402
 
 def measured(*args) -> tuple[float, float, str]:
@@ -29,9 +32,8 @@ def measured(*args) -> tuple[float, float, str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "large_model_memory.md")
     ap.add_argument("--hidden", type=int, nargs="+", default=[4096, 8192, 16384])
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "large_model_memory.md")
     args = ap.parse_args()
     rows = []
     for hidden in args.hidden:
@@ -47,11 +49,9 @@ def main() -> None:
              "|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {h} | {w:.0f} | {im:.0f} | {i_s:.1f} | {pm:.0f} | {pm / w:.2f}x | {p_s:.1f} |"
               for h, w, im, i_s, pm, p_s in rows]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("# Peak memory on external-data models\n\n`python benchmarks/large_model_memory.py`; "
-                        "peak RSS = VmHWM of the CLI process (mapped weight pages included).\n\n"
-                        + "\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+    write(args.out, "# Peak memory on external-data models\n\n"
+                    "Peak RSS = VmHWM of the CLI process (mapped weight pages included).\n\n" + "\n".join(lines),
+          [dict(zip(("hidden", "weights_mb", "inspect_mb", "inspect_s", "prune_mb", "prune_s"), r)) for r in rows])
 
 
 if __name__ == "__main__":

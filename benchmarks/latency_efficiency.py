@@ -8,23 +8,21 @@ onnxruntime profile of both models (1 thread) splits kernel time into MAC-bearin
 (Conv/Gemm/MatMul/LSTM/GRU/...) and the rest; Amdahl's law then gives the speedup to expect if only
 the MAC-bearing kernels shrank with their MACs, which is what an efficiency below 1 is compared with.
 
+Needs: the pretrained silero_vad_v6 and embedding_model (models/fetch.py; PyPI access once).
+
     python benchmarks/latency_efficiency.py [--runs 300] [--repeats 3] [--out benchmarks/results/latency_efficiency.md]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "models"))
-sys.path.insert(0, str(ROOT))
+from _common import REPO as ROOT, need_models, parser, spread, write
 
 import onnxprune  # noqa: E402
 from onnxprune.bench import BenchConfig, run_bench  # noqa: E402
@@ -38,10 +36,9 @@ def cases():
     yield "kws_dscnn (bundled)", ROOT / "onnxprune" / "assets" / "kws_dscnn.onnx", {}
     for path in sorted((ROOT / "models" / "fixtures").glob("*.onnx")):
         yield path.stem, path, {}
-    cache = Path(os.environ.get("ONNXPRUNE_CACHE", Path.home() / ".cache" / "onnxprune")) / "models"
-    for name, shapes in (("silero_vad_v6", {"input": [1, 576]}), ("embedding_model", {"input_1": [1, 76, 32, 1]})):
-        if (cache / f"{name}.onnx").exists():
-            yield name, cache / f"{name}.onnx", shapes
+    shapes = {"silero_vad_v6": {"input": [1, 576]}, "embedding_model": {"input_1": [1, 76, 32, 1]}}
+    for name, path in need_models(*shapes).items():
+        yield name, path, shapes[name]
 
 
 def _profiled_session(path: Path):
@@ -129,11 +126,10 @@ def _pruned_shapes(result) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "latency_efficiency.md")
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ratio", type=float, default=0.5)
-    ap.add_argument("--out", default="benchmarks/results/latency_efficiency.md")
     args = ap.parse_args()
     rows, raw = [], {}
     tmp = Path(tempfile.mkdtemp(prefix="onnxprune-eff-"))
@@ -168,17 +164,17 @@ def main():
         raw[name] = entry
         one, allt = entry["1 thread"], entry["all threads"]
         rows.append([name, f"{mac_ratio:.2f}x", f"{statistics.median(p[0] for p in one['p50_ms']):.3f}",
-                     f"{one['speedup_median']:.2f}x", f"**{one['efficiency']:.2f}**", f"{allt['speedup_median']:.2f}x",
+                     spread(one["speedups"], "{:.2f}", "x"), f"**{one['efficiency']:.2f}**",
+                     spread(allt["speedups"], "{:.2f}", "x"),
                      f"**{allt['efficiency']:.2f}**", f"{mac_o:.0f} → {mac_p:.0f}", f"{mac_o / max(mac_p, 1e-9):.2f}x", f"{oth_o:.0f} → {oth_p:.0f}",
                      f"{out_o:.0f}", f"{bound:.2f}x",
                      ", ".join(f"{k} {v:.0f}" for v, k in top)])
         print(" | ".join(rows[-1]), flush=True)
     import onnxruntime as ort
 
-    lines = [f"Command: `python benchmarks/latency_efficiency.py --runs {args.runs} --repeats {args.repeats}` "
-             f"(ONNX Runtime {ort.__version__} CPU, {os.cpu_count()} cores shared with other work; ratio {args.ratio}, "
+    lines = [f"ONNX Runtime {ort.__version__} CPU, {os.cpu_count()} cores; ratio {args.ratio}, "
              "round-to 4, l1; original and pruned interleaved with rotated order; speedup = median over repeats of "
-             "p50 original / p50 pruned; efficiency = speedup / MAC reduction)", "",
+             "p50 original / p50 pruned, with the range over repeats; efficiency = median speedup / MAC reduction.", "",
              "Where the time goes (1 thread, original → pruned, µs per run): the fixed cost of a session.run call is "
              "the p50 of a pass-through (Identity) model with the same inputs; the rest of the unprofiled p50 is "
              "split between MAC-bearing kernels (Conv/Gemm/MatMul/LSTM/GRU and fused forms) and all other kernels "
@@ -188,11 +184,7 @@ def main():
              "| efficiency all threads | MAC kernels µs | MAC-kernel speedup | other kernels µs | fixed call cost µs | Amdahl bound | largest other ops (orig, µs) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
-    print(f"wrote {out}")
+    write(args.out, "\n".join(lines), raw)
 
 
 if __name__ == "__main__":

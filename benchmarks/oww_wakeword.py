@@ -9,23 +9,21 @@ Calibration feeds are the embedding model's 76-frame mel windows of calibration 
 x/10 + 2 scaling, hop 8 frames). A clip's score is the head's maximum over its 16-embedding windows;
 detection at 0.5.
 
-    python benchmarks/oww_wakeword.py [--ratios 0.1,0.25] [--voices 24]   # ~/.cache/onnxprune models
+Needs: the pretrained melspectrogram, embedding_model and alexa_v0.1 (models/fetch.py; PyPI access
+once) and the flite and festival TTS engines (`apt-get install flite festival festvox-kallpc16k`).
+
+    python benchmarks/oww_wakeword.py [--ratios 0.1,0.25] [--per-voice 8] [--out benchmarks/results/oww_wakeword.md]
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "models"))
-sys.path.insert(0, str(ROOT))
-
-from fetch import fetch  # noqa: E402
+from _common import need_models, parser, write
 from synth_speech import synth_festival, synth_flite  # noqa: E402
 
 from onnxprune.api import PruneConfig, check_verified, prune  # noqa: E402
@@ -66,8 +64,8 @@ def _padded(speech, rng):
 
 class Pipeline:
     def __init__(self, embedding_path):
-        self.mel = make_session(str(fetch("melspectrogram")))
-        self.head = make_session(str(fetch("alexa_v0.1")))
+        self.mel = make_session(str(need_models("melspectrogram")["melspectrogram"]))
+        self.head = make_session(str(need_models("alexa_v0.1")["alexa_v0.1"]))
         self.emb = make_session(str(embedding_path))
 
     def windows(self, audio):
@@ -84,15 +82,18 @@ class Pipeline:
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__, "oww_wakeword.md")
     ap.add_argument("--ratios", default="0.1,0.25")
     ap.add_argument("--per-voice", type=int, default=8, help="prosody variants per voice")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "oww_wakeword.md"))
     args = ap.parse_args()
+    missing = [tool for tool in ("flite", "festival") if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit(f"error: this benchmark synthesizes speech with flite and festival; {', '.join(missing)} "
+                         "not found (apt-get install flite festival festvox-kallpc16k)")
     rng = np.random.default_rng(0)
     calib_clips = clips(CALIB_VOICES, args.per_voice // 2, rng)
     eval_clips = clips(EVAL_VOICES, args.per_voice, rng)
-    emb_path = fetch("embedding_model")
+    emb_path = need_models("embedding_model")["embedding_model"]
     base = Pipeline(emb_path)
     calibration = [{"input_1": w} for audio, _ in calib_clips for w in base.windows(audio)]
     ref = [base.score(a) for a, _ in eval_clips]
@@ -112,8 +113,7 @@ def main():
             rows.append((f"{ratio:g}", criterion, comp, evaluate(got, ref, eval_clips)))
             print(rows[-1], flush=True)
     n_pos = sum(p for _, p in eval_clips)
-    lines = [f"Command: `python benchmarks/oww_wakeword.py --ratios {args.ratios} --per-voice {args.per_voice}`. "
-             f"embedding_model pruned, melspectrogram and the alexa head unchanged; calibration: "
+    lines = [f"embedding_model pruned, melspectrogram and the alexa head unchanged; calibration: "
              f"{len(calibration)} mel windows from {len(calib_clips)} clips of {len(CALIB_VOICES)} voices; "
              f"evaluation: {len(eval_clips)} clips ({n_pos} positives) of {len(EVAL_VOICES)} other voices; "
              f"detection at 0.5.", "",
@@ -121,7 +121,7 @@ def main():
              "|---|---|---|---:|---:|---:|"]
     for ratio, criterion, comp, m in rows:
         lines.append(f"| {ratio} | {criterion} | {comp} | {m['detect']:.0%} | {m['fa']} / {m['neg']} | {m['change']:.3f} |")
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    write(args.out, "\n".join(lines), [{"ratio": r, "criterion": c, "compensate": k, **m} for r, c, k, m in rows])
     print("\n".join(lines))
 
 

@@ -3,27 +3,25 @@
 the original with their time before and after and, where the node maps back to the ONNX graph,
 their MACs before and after.
 
-    python benchmarks/per_node_profile.py MODEL [--shape NAME:D1,D2,...] [--runs 300] [--top 12]
+Needs: nothing beyond the install (pretrained models: models/fetch.py).
+
+    python benchmarks/per_node_profile.py MODEL [--shape NAME:D1,D2,...] [--runs 300] [--top 12] [--out FILE.txt]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from _common import parser, write
 
 import onnxprune  # noqa: E402
 from onnxprune.core.runtime import random_feeds  # noqa: E402
 from onnxprune.core.shapes import infer_value_shapes  # noqa: E402
-from onnxprune.core.cost import _node_macs  # noqa: E402
+from onnxprune.core.cost import node_macs as _node_macs  # noqa: E402
 
 from latency_efficiency import _profiled_session  # noqa: E402
 
@@ -64,7 +62,7 @@ def _graph_node(name: str, macs: dict) -> str:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "per_node_profile.txt")
     ap.add_argument("model")
     ap.add_argument("--shape", action="append", default=[])
     ap.add_argument("--runs", type=int, default=300)
@@ -77,13 +75,16 @@ def main():
     mo = node_macs(onnxprune.load_model(args.model), shapes)
     mp = node_macs(result.model, shapes)
     before, after = profile(Path(args.model), shapes, args.runs), profile(pruned, shapes, args.runs)
-    print(f"{'op':12s} {'node':40s} {'µs before':>9s} {'µs after':>9s} {'time cut':>8s} {'MAC cut':>8s}")
+    lines = [f"{'op':12s} {'node':40s} {'µs before':>9s} {'µs after':>9s} {'time cut':>8s} {'MAC cut':>8s}"]
     for (name, op), us in sorted(before.items(), key=lambda x: -x[1])[: args.top]:
         up = after.get((name, op))
         base = _graph_node(name.removesuffix("_nchwc"), mo)
         mac_cut = f"{mo[base] / mp[base]:.2f}x" if mo.get(base) and mp.get(base) else "-"
         cut = f"{us / up:.2f}x" if up else "-"
-        print(f"{op:12s} {name[:40]:40s} {us:9.0f} {up if up is not None else float('nan'):9.0f} {cut:>8s} {mac_cut:>8s}")
+        lines.append(f"{op:12s} {name[:40]:40s} {us:9.0f} {up if up is not None else float('nan'):9.0f} {cut:>8s} "
+                     f"{mac_cut:>8s}")
+    print("\n".join(lines))
+    write(args.out, "\n".join(lines), threads=1)
 
 
 if __name__ == "__main__":

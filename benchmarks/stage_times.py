@@ -1,7 +1,9 @@
 """Time each stage of `prune` (load, analyze, calibrate, score, plan, compensate, apply, verify,
 stats, save) on a large and a small model, and the whole CLI command.
 
-    python benchmarks/stage_times.py [--ratio 0.5] [--repeats 3] [--out stage_times.md]
+Needs: nothing beyond the install; ~400 MB of free temp space.
+
+    python benchmarks/stage_times.py [--ratio 0.5] [--repeats 3] [--out benchmarks/results/stage_times.md]
 
 The large model is a ResNet-50-shaped keyword spotter (bottleneck blocks [3, 4, 6, 3], widths
 64..2048, 23.5 M parameters, ~94 MB, log-mel input [1, 1, 98, 64]) built here with seeded random
@@ -10,7 +12,6 @@ weights; the small one is the zoo's DS-CNN keyword spotter. Medians over --repea
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import resource
 import statistics
@@ -24,8 +25,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import REPO as ROOT, parser, write
 
 from onnxprune.core.io import load_model, save_model  # noqa: E402
 from onnxprune.prune import pipeline  # noqa: E402
@@ -150,21 +150,10 @@ def _onnxsim(python: str, path: Path, ratio: float) -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
-def _machine() -> str:
-    import platform
-
-    import onnxruntime
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    return f"{cpu}, onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}"
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "stage_times.md")
     ap.add_argument("--ratio", type=float, default=0.5)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", type=Path, help="write the table as markdown here")
     ap.add_argument("--onnxsim-python", help="python of a venv with onnxsim==0.8.1: also time its structured pruning")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -183,12 +172,10 @@ def main() -> None:
     for s in stages:
         cells = [f"{statistics.median(r[s][i] for r in rs):.3f} s" for rs in runs.values() for i in (0, 1)]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
-    text = (f"prune --ratio {args.ratio}, median of {args.repeats} runs; {_machine()}\n"
-            "CPU = user + system seconds of the process (wall time on this shared machine mostly measures its "
-            "neighbours)\n\n" + "\n".join(lines))
+    text = (f"prune --ratio {args.ratio}, median of {args.repeats} runs. CPU = user + system seconds of the "
+            "process (wall time on a shared machine mostly measures its neighbours)\n\n" + "\n".join(lines))
     print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    write(args.out, text, {name: rs for name, rs in runs.items()})
 
 
 if __name__ == "__main__":

@@ -8,19 +8,20 @@ split (--holdout 0.4) gives calibration clips and a *dev* split for auto's budge
 the eval set (voices never seen in training or calibration). All models of a case are timed in one
 interleaved run (ONNX Runtime CPU, 1 thread, p50).
 
-    python benchmarks/zoo_results.py [kws|ctc ...] [--runs 500] [--holdout 0.4]   # -> benchmarks/results/zoo_<case>.md
+Needs: nothing beyond the install (the zoo's models and clips are committed). Writes zoo_<case>.md
+and .json into --out (a folder; default benchmarks/out/); `--repeats N` times every variant N times
+and quotes speedups as median (range), since `auto`'s choices follow measured timings.
+
+    python benchmarks/zoo_results.py [kws|ctc ...] [--runs 500] [--repeats 3] [--out benchmarks/results]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
+import statistics
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import OUT, REPO as ROOT, parser, spread, write as write_result
 
 from onnxprune.api import PruneConfig, check_verified, prune  # noqa: E402
 from onnxprune.search.auto import AutoConfig, auto_prune  # noqa: E402
@@ -42,8 +43,10 @@ CASES = {
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__, "")
+    ap.set_defaults(out=OUT)
     ap.add_argument("cases", nargs="*", default=list(CASES))
+    ap.add_argument("--repeats", type=int, default=1, help="time every variant this many times (speedup spread)")
     ap.add_argument("--runs", type=int, default=500)
     ap.add_argument("--ratios", default="0.25,0.375,0.5")
     ap.add_argument("--targets", default="1.25,1.5,2.0")
@@ -83,32 +86,33 @@ def run_case(name: str, case: dict, args) -> None:
         add(f"auto {target:g}x reconstruction+lstsq", done.result,
             {"kind": "auto", "target": target, "reached": done.search.reached, "stop": done.search.stop_reason,
              "dev_accuracy": dev(done.result.model)["task"]})
-    bench = run_bench([p for _, p, _ in variants], BenchConfig(
+    benches = [run_bench([p for _, p, _ in variants], BenchConfig(
         threads=1, runs=args.runs, warmup=50, memory=False, names=tuple(n for n, _, _ in variants),
         data=DataConfig(str(case["data"] / "eval" / "manifest.jsonl"), frontend=FRONT), task=TASK))
+        for _ in range(max(1, args.repeats))]
+    bench = benches[0]
     key = case["metric"]
     rows = []
-    for m, (_, _, extra) in zip(bench["models"], variants):
+    for i, (m, (_, _, extra)) in enumerate(zip(bench["models"], variants)):
+        speedups = [b["models"][i]["speedup"] for b in benches]
         rows.append({"model": m["name"], **extra, "params": m["params"], "macs": m["macs"],
-                     "p50_ms": m["latency"]["p50_ms"], "speedup": m["speedup"], key: m["task"][key],
+                     "p50_ms": statistics.median(b["models"][i]["latency"]["p50_ms"] for b in benches),
+                     "speedup": statistics.median(speedups), "speedups": speedups, key: m["task"][key],
                      "top1_agreement": m.get("fidelity", {}).get("top1_agreement", 1.0)})
     write(name, key, rows, bench, args, case)
 
 
 def write(name, key, rows, bench, args, case) -> None:
-    out = ROOT / "benchmarks" / "results" / f"zoo_{name}.md"
-    mc = bench["machine"]
-    lines = [f"Command: `python benchmarks/zoo_results.py {name} --runs {args.runs}` — {mc['cpu']}, {mc['cores']} cores, "
-             f"onnxruntime {mc['onnxruntime']} CPU, 1 thread, p50 of {args.runs} interleaved runs; {key} on the "
+    lines = [f"ONNX Runtime CPU, 1 thread, p50 of {args.runs} interleaved runs"
+             f"{f', speedup as median (range) over {args.repeats} timings' if args.repeats > 1 else ''}; {key} on the "
              f"held-out-voice eval set ({case['data'].relative_to(ROOT)}/eval, {bench['timing']['inputs']}); "
              f"calibration and auto's budget (drop <= 1 point on the dev split, {args.holdout:.0%} of the calib set) never see it.",
              "", f"| model | params | MACs | p50 ms | speedup | {key} | top-1 agreement with original |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['params']:,} | {r['macs'] / 1e6:.2f}M | {r['p50_ms']:.3f} | "
-                     f"{r['speedup']:.2f}x | {100 * r[key]:.1f}% | {100 * r['top1_agreement']:.1f}% |")
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+                     f"{spread(r['speedups'], '{:.2f}', 'x')} | {100 * r[key]:.1f}% | {100 * r['top1_agreement']:.1f}% |")
+    write_result(Path(args.out) / f"zoo_{name}.md", "\n".join(lines), rows, threads=1)
     print("\n".join(lines))
 
 

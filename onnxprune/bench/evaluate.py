@@ -70,7 +70,9 @@ def machine_info(provider: str, cfg: BenchConfig) -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
+    from ..core.machine import isa_flags
+
+    return {"cpu": cpu, "isa": isa_flags(), "cores": os.cpu_count(), "system": f"{platform.system()} {platform.release()}",
             "python": platform.python_version(), "onnxruntime": ort.__version__, "provider": provider,
             "threads": cfg.threads or "default", "inter_threads": cfg.inter_threads or "default",
             "opt_level": cfg.opt_level, "spinning": cfg.spin}

@@ -67,7 +67,8 @@ def task_rows(result: dict):
 
 def header_line(result: dict) -> str:
     mc = result["machine"]
-    return (f"{mc['provider']} | {mc['cpu']} ({mc['cores']} cores) | onnxruntime {mc['onnxruntime']} | "
+    isa = "; " + "/".join(mc["isa"]) if mc.get("isa") else ""  # the flags that select int8/float kernels
+    return (f"{mc['provider']} | {mc['cpu']} ({mc['cores']} cores{isa}) | onnxruntime {mc['onnxruntime']} | "
             f"threads {mc['threads']}{'' if mc.get('spinning', True) else ' (no spin)'} | opt {mc['opt_level']} | {result['timing']['inputs']}")
 
 

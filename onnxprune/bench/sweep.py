@@ -6,6 +6,8 @@ otherwise fidelity to the original on the same inputs (top-1 agreement by defaul
 
 from __future__ import annotations
 
+import math
+
 import dataclasses
 import shutil
 from pathlib import Path
@@ -44,6 +46,43 @@ def pareto_front(costs: list[float], qualities: list[float], higher_better: bool
         if not dominated:
             front.append(i)
     return front
+
+
+_BOUNDED = ("accuracy", "top1_agreement", "recall", "precision", "f1", "detection_rate", "cosine")
+_ERRORS = ("wer", "cer")
+
+
+def collapse_limit(metric: str, original: float | None, higher: bool) -> dict | None:
+    """The quality below which a model counts as collapsed, or None where no rule applies.
+    Bounded scores: under half the original's; error rates: past halfway from the original to
+    100 % error; SNR: under 10 dB (the fidelity warning's threshold)."""
+    key = metric.split()[-1] if " vs " not in metric else metric.split()[1]
+    if original is None or (isinstance(original, float) and math.isinf(original) and "snr" not in key):
+        return None
+    if "snr" in key:
+        return {"limit": 10.0, "rule": "SNR < 10 dB"}
+    full = 100.0 if original > 1.0 else 1.0
+    if higher and any(k in key for k in _BOUNDED):
+        return {"limit": 0.5 * original, "rule": f"< half the original's {key.replace('_', ' ')}"}
+    if not higher and any(k in key for k in _ERRORS):
+        return {"limit": original + 0.5 * (full - original), "rule": f"{key.upper()} past halfway to {full:g}"}
+    return None
+
+
+def mark_front(points: list[dict], metric: str, higher: bool, original: float | None) -> dict | None:
+    """Sets `collapsed` and `pareto_<cost>` on each point; collapsed points never join the front."""
+    rule = collapse_limit(metric, original, higher)
+    for p in points:
+        q = p.get("quality")
+        p["collapsed"] = bool(rule and q is not None and (q < rule["limit"] if higher else q > rule["limit"]))
+    usable = [p for p in points if p.get("quality") is not None and not p["collapsed"]]
+    for cost in ("p50_ms", "macs"):
+        front = pareto_front([p[cost] or 0 for p in usable], [p["quality"] for p in usable], higher)
+        for p in points:
+            p[f"pareto_{cost}"] = False
+        for i in front:
+            usable[i][f"pareto_{cost}"] = True
+    return rule
 
 
 def quality_of(entry: dict, task: str | None, fidelity_key: str) -> tuple[str, float | None, bool]:
@@ -156,12 +195,9 @@ def _sweep(model_path, ratios, prune_cfg, bench_cfg, out: Path, fidelity_key: st
         metric, value, higher = quality_of(m, bench["task"], fidelity_key)
         p.update(p50_ms=m["latency"]["p50_ms"], speedup=m["speedup"], macs=m["macs"], params=m["params"],
                  size_bytes=m["size_bytes"], quality=value)
-    metric, _, higher = quality_of(by_name["original"], bench["task"], fidelity_key)
-    usable = [p for p in points if p["quality"] is not None]
-    for cost in ("p50_ms", "macs"):
-        front = pareto_front([p[cost] or 0 for p in usable], [p["quality"] for p in usable], higher)
-        for i, p in enumerate(usable):
-            p[f"pareto_{cost}"] = i in front
+    metric, original, higher = quality_of(by_name["original"], bench["task"], fidelity_key)
+    collapse = mark_front(points, metric, higher, original)
     return {"model": str(model_path), "quality_metric": metric, "higher_is_better": higher, "points": points,
+            "collapse": collapse,
             "failed": failed, "prune": {k: v for k, v in dataclasses.asdict(prune_cfg).items() if k not in ("plan", "ratio")},
             "bench": bench}

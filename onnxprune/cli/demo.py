@@ -8,7 +8,7 @@ import click
 
 from ..bench.plot import plot_sweep
 from ..bench.report import jsonable, markdown
-from ..bench.sweep import pareto_front, parse_ratios
+from ..bench.sweep import mark_front, parse_ratios
 from ..demo import DemoConfig, run_demo
 from .common import human, run_command, table, verbose_option, write_json
 
@@ -56,11 +56,9 @@ def _as_sweep(bench: dict, cfg: DemoConfig) -> dict:
     short = {"reconstruction": "rec", "activation": "act", "+lstsq": "+lsq", "r=": ""}
     points = [{"ratio": m["ratio"], "label": _shorten(m["name"], short), "p50_ms": m["latency"]["p50_ms"], "macs": m["macs"],
                "speedup": m["speedup"], "quality": 100 * m["task"]["accuracy"]} for m in bench["models"]]
-    for cost in ("p50_ms", "macs"):
-        front = pareto_front([p[cost] for p in points], [p["quality"] for p in points], True)
-        for i, p in enumerate(points):
-            p[f"pareto_{cost}"] = i in front
+    collapse = mark_front(points, "held-out accuracy", True, points[0]["quality"])
     return {"model": cfg.model, "quality_metric": "held-out accuracy (%)", "higher_is_better": True, "points": points,
+            "collapse": collapse,
             "prune": {"criterion": f"{cfg.criterion}+{cfg.compensate}", "round_to": 4}, "bench": bench}
 
 

@@ -35,6 +35,7 @@ class QuantizeConfig:
     data: DataConfig | None = None      # calibration data (static mode)
     format: str = "qdq"                 # static only: QDQ pairs or QOperator (QLinearConv, ...)
     per_channel: bool = False
+    reduce_range: bool | None = None    # None: static 7-bit weights, dynamic 8-bit (see _reduce_range)
     calibration: str = "minmax"
     preprocess: bool = True             # ORT's quant_pre_process (fuse Conv+BN, shape inference)
     exclude: tuple[str, ...] = ()       # node names left in float
@@ -54,6 +55,22 @@ class QuantizeResult:
     mean_abs_diff: float = 0.0
     argmax_agreement: float | None = None   # share of examples whose top class is unchanged
     calibration_examples: int = 0
+    per_channel: bool = False
+    reduce_range: bool = False
+    max_weight: int | None = None       # largest |int8 weight|; <= 64: no saturation without VNNI
+    notes: list = field(default_factory=list)
+
+
+def _reduce_range(config: QuantizeConfig) -> bool:
+    """7-bit weights? Static int8 runs as u8 x s8 on x86 (ORT turns s8 activations into u8); without
+    VNNI (AVX2/AVX-512 only) VPMADDUBSW adds pairs of those products in 16 bits and saturates: on such
+    a CPU the zoo KWS lost a point and its probabilities moved by up to 0.18 (0.82 per-channel).
+    7-bit weights (|w| <= 64) cannot saturate, so static mode uses them on every CPU: the file may
+    run on another machine than the one that made it. Measured cost where VNNI makes 8 bits safe:
+    one clip of 300 and one of 120 (benchmarks/quantize_zoo.py, docs/results.md). Dynamic mode
+    measured the same accuracy on both kinds of CPU with 8-bit weights and lost 3 clips with 7, so
+    it keeps 8 unless asked."""
+    return config.mode == "static" if config.reduce_range is None else config.reduce_range
 
 
 def _validate(config: QuantizeConfig) -> None:
@@ -113,6 +130,9 @@ def quantize(model_path, output_path, config: QuantizeConfig | None = None, *, a
         result = QuantizeResult(path=out, size_before=model_path.stat().st_size, size_after=target.stat().st_size,
                                 calibration_examples=calibrated)
         result.ops_after = _op_counts(quantized)
+        result.per_channel, result.reduce_range = config.per_channel, _reduce_range(config)
+        result.max_weight = max_int8_weight(quantized)
+        _saturation_note(result)
         _compare(original, target, config, result)
         if accept is not None:
             accept(original, quantized)
@@ -147,7 +167,8 @@ def _run_quantizer(src: Path, target: Path, config: QuantizeConfig) -> int:
 def _quantize(src: Path, target: Path, config: QuantizeConfig) -> int:
     from onnxruntime import quantization as q
 
-    common = dict(per_channel=config.per_channel, nodes_to_exclude=list(config.exclude) or None)
+    common = dict(per_channel=config.per_channel, reduce_range=_reduce_range(config),
+                  nodes_to_exclude=list(config.exclude) or None)
     if config.mode == "dynamic":
         q.quantize_dynamic(str(src), str(target), weight_type=q.QuantType.QInt8, **common)
         return 0
@@ -198,6 +219,41 @@ def _compare(original: onnx.ModelProto, target: Path, config: QuantizeConfig, re
         result.max_abs_diff, result.mean_abs_diff = max(diffs), float(np.mean(means))
     if agree:
         result.argmax_agreement = float(np.mean(agree))
+
+
+# weight-operand positions of ops that multiply int8 weights (DequantizeLinear: the quantized tensor)
+_WEIGHT_INPUTS = {"DequantizeLinear": 0, "QLinearConv": 3, "QLinearMatMul": 3, "ConvInteger": 1, "MatMulInteger": 1}
+
+
+def max_int8_weight(model: onnx.ModelProto) -> int | None:
+    """Largest |q| of the int8 weight initializers the integer kernels multiply, None if none.
+    At most 64 means two products of a u8 activation and adjacent weights fit the 16-bit sum
+    of VPMADDUBSW (255 * 128 < 32767): no saturation on AVX2/AVX-512 CPUs without VNNI."""
+    inits = {t.name: t for t in model.graph.initializer}
+    found = None
+    for node in model.graph.node:
+        k = _WEIGHT_INPUTS.get(node.op_type)
+        t = inits.get(node.input[k]) if k is not None and len(node.input) > k else None
+        if t is None or t.data_type != onnx.TensorProto.INT8:
+            continue
+        v = onnx.numpy_helper.to_array(t)
+        if v.size > 1:  # a scalar is a zero point or a broadcast constant, not a weight tensor
+            found = max(found or 0, int(np.abs(v.astype(np.int16)).max()))
+    return found
+
+
+def _saturation_note(result: QuantizeResult) -> None:
+    """Say when the outputs checked here may differ on another x86 CPU."""
+    from ..core.machine import int8_saturates
+
+    if result.max_weight is None or result.max_weight <= 64:
+        return
+    here = int8_saturates()
+    where = ("this CPU lacks VNNI, so the comparison above includes it" if here else
+             "this CPU has VNNI (or is not x86), so the comparison above does not show it")
+    result.notes.append(f"8-bit weights (|w| up to {result.max_weight}): on x86 CPUs without VNNI int8 products "
+                        f"can saturate and outputs differ; {where}. Drop --full-range for 7-bit weights that "
+                        "give the same results on every CPU")
 
 
 def _op_counts(model: onnx.ModelProto) -> dict:
