@@ -86,6 +86,9 @@ def _node_macs(n, shape) -> int:
     if op == "MatMul":
         a, out = shape(n.input[0]), shape(n.output[0])
         return int(np.prod(out, dtype=np.int64)) * int(a[-1])
+    if op == "FusedMatMul":  # com.microsoft: alpha * op(A) @ op(B)
+        a, out = shape(n.input[0]), shape(n.output[0])
+        return int(np.prod(out, dtype=np.int64)) * int(a[-2] if attr(n, "transA", 0) else a[-1])
     if op in ("LSTM", "GRU", "RNN"):
         x, w, r = shape(n.input[0]), shape(n.input[1]), shape(n.input[2])
         steps = x[0] * x[1]

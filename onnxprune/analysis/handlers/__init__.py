@@ -2,12 +2,14 @@
 
 from . import (  # noqa: F401  (imported for registration)
     attention,
+    contrib,
     control_flow,
     conv,
     elementwise,
     gemm,
     normalization,
     pooling,
+    quantized,
     recurrent,
     reduce,
     shape_ops,

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..atoms import FIXED
 from ...core.graph import attr, node_label, set_attr
+from ..shape_program import proportional
 from .base import Handler, int_list, norm_axis
 from .registry import register
 
@@ -109,6 +110,12 @@ def labels_through_reshape(in_shape, axes: tuple, labels: np.ndarray, out_shape)
 
 @register("Reshape", "Flatten")
 class ReshapeHandler(Handler):
+    """A constant target is rewritten in place. A target computed at run time (shape_program)
+    is checked entry by entry: a channel axis reads -1, a constant (changed by adding a constant
+    delta vector just before this Reshape, so a target shared with other Reshapes is untouched),
+    or the size of a channel axis that shrinks in proportion; other axes must not depend on a
+    channel count (a Shape read of one is accepted only here)."""
+
     multi_axis = True
 
     def propagate(self, node, ctx):
@@ -120,31 +127,76 @@ class ReshapeHandler(Handler):
         if in_shape is None or out_shape is None:
             ctx.block_inputs(node, "shapes unknown")
             return
-        target = None
+        target = computed = None
+        allowzero = int(attr(node, "allowzero", 0))
         if node.op_type == "Reshape":
             target = ctx.const(node.input[1])
             if target is None:
-                ctx.block_inputs(node, "target shape is computed at run time")
-                return
+                computed = ctx.computed(node.input[1])
+                if computed is None or computed.shape != (len(out_shape),):
+                    ctx.block_inputs(node, "target shape is computed at run time by ops the shape analysis "
+                                           "cannot follow")
+                    return
+                target = np.array([e.value for e in computed], dtype=np.int64)
         for axes, labels in entries.items():
             dep, out_labels = labels_through_reshape(in_shape, axes, labels, out_shape)
             if not dep:
                 continue  # a single channel: nothing to carry
             zero_copy = [j for j in dep if target is not None and int(target[j]) == 0]
-            if zero_copy and (int(attr(node, "allowzero", 0)) or any(j not in axes for j in zero_copy)):
+            if zero_copy and (allowzero or any(j not in axes for j in zero_copy)):
                 ctx.block(labels.reshape(-1), f"{node_label(node)}: shape entry 0 copies a different input axis")
+                continue
+            if computed is not None and not self._computed_ok(node, ctx, computed, dep, out_labels, labels):
                 continue
             ctx.set_multi(out, dep, out_labels)
             if target is not None:
                 ctx.needs_rewrite(node)
 
+    @staticmethod
+    def _computed_ok(node, ctx, computed, dep, out_labels, labels) -> bool:
+        for k, j in enumerate(dep):
+            e = computed[j]
+            if e.const or (e.static and not any(ctx.tracked(t).get(a) is not None for t, a in e.deps)):
+                continue  # -1, or constant whatever the input shapes: the rewrite adds the difference
+            t_labels = ctx.tracked(e.dim[0]).get(e.dim[1]) if e.dim is not None else None
+            if t_labels is not None and proportional(ctx, t_labels, out_labels, k, e.num, e.den):
+                if out_labels.ndim > 1:  # each slab along this axis is one unit (a head)
+                    ctx.unite_rows(node.output[0], (j,), np.moveaxis(out_labels, k, 0))
+                ctx.accept(node, 1, e.dim)
+                continue
+            if e.static:  # e.g. the width of a residual stream: not accepted, so the Shape read blocks
+                continue  # those channels, the size stays, and the rewrite adds the difference
+            ctx.block(labels.reshape(-1), f"{node_label(node)}: target entry {j} ({e}) does not follow the "
+                                          f"channels on that axis")
+            return False
+        return True
+
     def rewrite(self, node, ctx):
         out = node.output[0]
-        shape = np.array(ctx.value(node, 1)).copy()
+        computed = ctx.analysis.program.get(node.input[1]) if node.op_type == "Reshape" else None
+        if computed is None:
+            shape = np.array(ctx.value(node, 1)).copy()
+            for axis in ctx.tracked_axes(out):
+                if shape[axis] > 0:
+                    shape[axis] = int(ctx.kept(out, axis).sum())
+            ctx.set_value(node, 1, shape)
+            return
+        delta = np.zeros(len(computed), dtype=np.int64)
         for axis in ctx.tracked_axes(out):
-            if shape[axis] > 0:
-                shape[axis] = int(ctx.kept(out, axis).sum())
-        ctx.set_value(node, 1, shape)
+            e = computed[axis]
+            if e.value > 0:
+                delta[axis] = int(ctx.kept(out, axis).sum()) - _after_pruning(e, ctx)
+        if delta.any():
+            ctx.writer.offset_input(node, 1, delta, f"{node.name or out}_pruned_shape")
+
+
+def _after_pruning(e, ctx) -> int:
+    """What a computed shape entry evaluates to in the pruned model."""
+    if e.const or e.dim is None:
+        return e.value  # a constant, or sizes the analysis proved unchanged
+    t, a = e.dim
+    size = int(ctx.kept(t, a).sum()) if a in ctx.analysis.dims.get(t, {}) else ctx.analysis.shapes[t][a]
+    return size * e.num // e.den
 
 
 @register("Concat")
@@ -181,7 +233,10 @@ def _clamp(v: int, dim: int) -> int:
 
 @register("Slice")
 class SliceHandler(Handler):
-    def _params(self, node, ctx):
+    """Bounds computed at run time (from the time length, say) are fine while no channel axis is
+    sliced: the channels pass; slicing a channel axis needs constant bounds the rewrite changes."""
+
+    def _params(self, node, ctx, computed_ok=False):
         if ctx.index.opset < 10:
             starts, ends = attr(node, "starts"), attr(node, "ends")
             axes = attr(node, "axes", None)
@@ -190,7 +245,9 @@ class SliceHandler(Handler):
             vals = [ctx.const(node.input[i]) if len(node.input) > i and node.input[i] else None for i in range(1, 5)]
             for i, v in zip(range(1, 5), vals):
                 if v is None and len(node.input) > i and node.input[i]:
-                    return None
+                    if not computed_ok or i == 3 or _computed_const(ctx, node.input[i], want_const=False) is None:
+                        return None
+                    vals[i - 1] = _computed_const(ctx, node.input[i], want_const=False)
             starts, ends, axes, steps = [None if v is None else int_list(v.reshape(-1)) for v in vals]
         rank = ctx.rank(node.input[0])
         axes = list(range(len(starts))) if axes is None else [norm_axis(a, rank) for a in axes]
@@ -201,11 +258,14 @@ class SliceHandler(Handler):
         x = node.input[0]
         if not ctx.tracked(x):
             return
-        params = self._params(node, ctx)
+        params = self._params(node, ctx, computed_ok=True)
         if params is None:
             ctx.block_inputs(node, "slice bounds are computed at run time")
             return
         starts, ends, axes, steps = params
+        if self._params(node, ctx) is None and any(a in axes for a in ctx.tracked(x)):
+            ctx.block_inputs(node, "slice bounds on the channel axis are computed at run time")
+            return
         for a, labels in ctx.tracked(x).items():
             if a not in axes:
                 ctx.set_labels(node.output[0], a, labels)
@@ -235,6 +295,15 @@ class SliceHandler(Handler):
             dtype = ctx.value(node, 1).dtype
             ctx.set_value(node, 1, np.array(starts, dtype=dtype))
             ctx.set_value(node, 2, np.array(ends, dtype=dtype))
+
+
+def _computed_const(ctx, name, want_const=True):
+    """Concrete values of an integer vector the shape program follows (None if it does not);
+    want_const: only when every entry is a constant."""
+    entries = ctx.computed(name)
+    if entries is None or (want_const and any(not e.const for e in entries.reshape(-1))):
+        return None
+    return np.array([e.value for e in entries.reshape(-1)], dtype=np.int64).reshape(entries.shape)
 
 
 @register("Split")
@@ -294,19 +363,24 @@ class SplitHandler(Handler):
 
 @register("Pad")
 class PadHandler(Handler):
+    """Pads computed at run time ("same" padding from the time length) are fine when the channel
+    axes' entries are constant zeros."""
+
     def propagate(self, node, ctx):
         x = node.input[0]
         if not ctx.tracked(x):
             return
         rank = ctx.rank(x)
+        computed = None
         if ctx.index.opset < 11:
             pads = list(attr(node, "pads"))
         else:
             value = ctx.const(node.input[1])
-            if value is None:
+            computed = ctx.computed(node.input[1]) if value is None else None
+            if value is None and computed is None:
                 ctx.block_inputs(node, "pads are computed at run time")
                 return
-            pads = int_list(value.reshape(-1))
+            pads = int_list(value.reshape(-1)) if value is not None else [e.value for e in computed.reshape(-1)]
         axes = list(range(rank))
         if len(node.input) > 3 and node.input[3]:
             value = ctx.const(node.input[3])
@@ -318,6 +392,9 @@ class PadHandler(Handler):
         for a, labels in ctx.tracked(x).items():
             if a in axes and (pads[axes.index(a)] != 0 or pads[axes.index(a) + n] != 0):
                 ctx.block(labels, f"{node_label(node)}: pads the channel axis {a}")
+            elif a in axes and computed is not None and not all(
+                    computed.reshape(-1)[k].const for k in (axes.index(a), axes.index(a) + n)):
+                ctx.block(labels, f"{node_label(node)}: pads of the channel axis {a} are computed at run time")
             else:
                 ctx.set_labels(node.output[0], a, labels)
 
@@ -347,3 +424,59 @@ class GatherHandler(Handler):
                 picked = np.take(labels, int(indices) % labels.shape[k], axis=k)
                 rest = [mapping(a) for a in axes if a != axis]
                 ctx.set_multi(node.output[0], tuple(rest), picked)
+
+
+@register("Expand")
+class ExpandHandler(Handler):
+    """Expand broadcasts x to a shape. A channel axis of x (not of size 1) needs its entry of the
+    shape to be 1 (broadcast keeps it), a constant the rewrite changes, or the size of a channel
+    axis that shrinks in proportion (computed from Shape)."""
+
+    def propagate(self, node, ctx):
+        x, out = node.input[0], node.output[0]
+        tracked = ctx.tracked(x)
+        if not tracked:
+            return
+        const = ctx.const(node.input[1])
+        computed = ctx.computed(node.input[1]) if const is None else None
+        if const is None and computed is None:
+            ctx.block_inputs(node, "target shape is computed at run time by ops the shape analysis cannot follow")
+            return
+        entries = list(computed.reshape(-1)) if computed is not None else None
+        values = [int(v) for v in const.reshape(-1)] if const is not None else [e.value for e in entries]
+        out_rank, rank = ctx.rank(out), ctx.rank(x)
+        for axis, labels in tracked.items():
+            j = axis + out_rank - rank
+            k = j - (out_rank - len(values))
+            if k >= 0 and values[k] not in (1, len(labels)):
+                ctx.block(labels, f"{node_label(node)}: expands the channel axis {axis}")
+                continue
+            if k >= 0 and values[k] != 1 and entries is not None and not entries[k].const:
+                e = entries[k]
+                t = ctx.tracked(e.dim[0]).get(e.dim[1]) if e.dim is not None else None
+                if t is not None and e.num == e.den == 1 and len(t) == len(labels):
+                    ctx.couple(t, labels, f"{node_label(node)}: expands to the size of '{e.dim[0]}'")  # expand_as
+                elif t is None or not proportional(ctx, t, labels, 0, e.num, e.den):
+                    ctx.block(labels, f"{node_label(node)}: target entry {k} ({e}) does not follow the channels")
+                    continue
+                ctx.accept(node, 1, e.dim)
+            elif k >= 0 and values[k] != 1:
+                ctx.needs_rewrite(node)
+            ctx.set_labels(out, j, labels)
+
+    def rewrite(self, node, ctx):
+        out = node.output[0]
+        computed = ctx.analysis.program.get(node.input[1])
+        shape = np.array(ctx.value(node, 1) if computed is None else [e.value for e in computed.reshape(-1)])
+        delta = np.zeros(len(shape), dtype=np.int64)
+        offset = ctx.rank(out) - len(shape)
+        for axis in ctx.tracked_axes(out):
+            k = axis - offset
+            if k >= 0 and shape[k] > 1 and (computed is None or computed.reshape(-1)[k].const):
+                delta[k] = int(ctx.kept(out, axis).sum()) - int(shape[k])
+        if not delta.any():
+            return
+        if computed is None:
+            ctx.set_value(node, 1, (shape + delta).astype(ctx.value(node, 1).dtype))
+        else:
+            ctx.writer.offset_input(node, 1, delta, f"{node.name or out}_pruned_shape")
