@@ -2,7 +2,7 @@
 `python benchmarks/coverage_fixtures.py`. onnxsim pins its own dependencies: run it from its own venv,
 
     python -m venv /tmp/simvenv && /tmp/simvenv/bin/pip install onnxsim==0.8.1 onnxruntime
-    /tmp/simvenv/bin/python benchmarks/compare_onnxsim_pruning.py models/fixtures/speech_whisper_ts_ortopt.onnx
+    /tmp/simvenv/bin/python benchmarks/compare_onnxsim_pruning.py models/fixtures/speech/speech_whisper_ts_ortopt.onnx
 """
 
 from __future__ import annotations

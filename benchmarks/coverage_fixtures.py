@@ -1,4 +1,4 @@
-"""Parameters removed at ratio 0.5 on the shipped-export speech fixtures (models/fixtures/speech_*),
+"""Parameters removed at ratio 0.5 on the shipped-export speech fixtures (models/fixtures/speech/),
 with the number of prunable head groups and the verification result.
 
     python benchmarks/coverage_fixtures.py [RATIO]
@@ -13,7 +13,7 @@ import onnx
 
 import onnxprune
 
-FIXTURES = Path(__file__).resolve().parents[1] / "models" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "models" / "fixtures" / "speech"
 SHAPES = {"input_features": [2, 40, 100], "input_values": [2, 1600], "x": [2, 8, 20]}
 
 

@@ -1,7 +1,7 @@
 """Export small random-weight speech encoders the way people ship them, for the coverage tests.
 
     pip install torch==2.13.0 transformers onnxscript   # CPU torch; never a runtime dependency
-    python models/export_speech_fixtures.py             # writes models/fixtures/speech_*.onnx (committed)
+    python models/export_speech_fixtures.py             # writes models/fixtures/speech/speech_*.onnx (committed)
 
 Public architectures from `transformers` (Whisper encoder, wav2vec2 with group- and layer-norm
 feature extractors, HuBERT) at tiny configs with seeded random weights (the fixtures test graph
@@ -23,7 +23,7 @@ import onnx
 import torch
 from torch import nn
 
-OUT = Path(__file__).resolve().parent / "fixtures"
+OUT = Path(__file__).resolve().parent / "fixtures" / "speech"
 OPSET = 18
 IR = 8  # what onnxruntime releases of the last two years load
 
@@ -125,7 +125,7 @@ def ort_optimize(src: Path) -> Path:
 
 
 if __name__ == "__main__":
-    OUT.mkdir(exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     for name in sys.argv[1:] or MODELS:
         for dynamo in (False, True):
             try:

@@ -16,7 +16,7 @@ import onnxprune
 from builders import assert_pruned_ok
 from onnxprune.core.runtime import make_session
 
-FIXTURES = Path(__file__).resolve().parents[1] / "models" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "models" / "fixtures" / "speech"
 WHISPER = {"input_features": [2, 40, 100]}
 W2V = {"input_values": [2, 1600]}
 

@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (imported for registration)
     pooling,
     quantized,
     recurrent,
+    reshape,
     reduce,
     shape_ops,
     shape_reader,
