@@ -63,4 +63,4 @@ def test_group_norm_in_a_dynamo_export_prunes_whole_groups():
     norm = next(n for n in r.model.graph.node if n.op_type == "InstanceNormalization")
     scale = next(t for t in r.model.graph.initializer if t.name == norm.input[1])
     assert tuple(scale.dims) == (2,)  # 4 groups of 4 channels -> 2 groups
-    assert [g.unit for g in r.analysis.groups if g.prunable] == ["groups"]
+    assert [g.size for g in r.analysis.groups if g.prunable] == [4]  # the unit is the group of 4 channels

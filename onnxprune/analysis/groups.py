@@ -43,10 +43,9 @@ class Group:
     @property
     def unit(self) -> str:
         """What one channel of this group is, for reports."""
+        if self.is_heads:
+            return "heads"
         units = {handler_for(s.node).unit for s in self.sources}
-        if self.is_heads:  # united rows: attention heads, or GroupNorm groups after a conv
-            convs = all(s.node.op_type in ("Conv", "ConvTranspose", "FusedConv") for s in self.sources)
-            return "groups" if convs else "heads"
         if "hidden units" in units:
             return "hidden units"
         return "neurons" if units == {"neurons"} else "channels"
