@@ -41,6 +41,12 @@ class ParamSlice:
     def tensor(self) -> str:
         return self.node.input[self.input_index]
 
+    @property
+    def per_row(self) -> bool:
+        """labels[d] indexes `axis` of value[d] (a bidirectional op's two directions keep
+        different units, the same number of each)."""
+        return self.labels.ndim == 2
+
 
 @dataclass
 class PropagateContext:
@@ -55,6 +61,10 @@ class PropagateContext:
     head_atoms: set = field(default_factory=set)  # atoms united into per-head units
     io: list[tuple[str, int, np.ndarray, str]] = field(default_factory=list)  # resized graph inputs/outputs
     descend: object = None  # callable(graph): propagate through a subgraph's nodes (set by the analysis)
+    const_fallback: object = None  # callable(index, name): a weight stored quantized (DequantizeLinear of constants)
+    program: object = None  # shape_program.ShapeProgram: integer vectors computed from tensor sizes
+    dim_reads: list = field(default_factory=list)  # (node, tensor, axis, labels): a Shape read a channel count
+    accepted: set = field(default_factory=set)  # (id(node), input index, tensor, axis): a sink that stays exact
 
     # ---- reading -----------------------------------------------------------------------------
     def tracked(self, name: str) -> dict[int, np.ndarray]:
@@ -102,7 +112,10 @@ class PropagateContext:
         return None if s is None else len(s)
 
     def const(self, name: str):
-        return self.index.const(name) if name else None
+        if not name:
+            return None
+        value = self.index.const(name)
+        return value if value is not None or self.const_fallback is None else self.const_fallback(self.index, name)
 
     # ---- writing -----------------------------------------------------------------------------
     def new_source(self, node: onnx.NodeProto, output: str, axis: int, n: int) -> np.ndarray:
@@ -159,6 +172,14 @@ class PropagateContext:
             else:
                 self.set_labels(dst, out_axis, labels)
 
+    def computed(self, name: str):
+        """Entries of an integer vector computed from tensor sizes (see shape_program), or None."""
+        return None if self.program is None else self.program.get(name)
+
+    def accept(self, node: onnx.NodeProto, input_index: int, dim: tuple) -> None:
+        """This input of `node` reads the size of a channel axis and stays exact when it shrinks."""
+        self.accepted.add((id(node), input_index) + tuple(dim))
+
     def resize_io(self, name: str, axis: int, labels, kind: str) -> None:
         """A graph input/output whose `axis` shrinks with these channels (only with --allow-io-change)."""
         self.io.append((name, axis, np.asarray(labels, dtype=np.int64), kind))
@@ -179,7 +200,8 @@ class RewriteContext:
 
     def keep_mask(self, labels: np.ndarray) -> np.ndarray:
         roots = self.analysis.atoms.roots(labels)
-        return np.array([r == FIXED or r not in self.removed for r in roots.tolist()], dtype=bool)
+        flat = [r == FIXED or r not in self.removed for r in roots.reshape(-1).tolist()]
+        return np.array(flat, dtype=bool).reshape(roots.shape)
 
     def kept(self, name: str, axis: int) -> np.ndarray | None:
         """Kept positions along `axis` of `name` (also when the axis is part of a multi-axis entry)."""
@@ -190,6 +212,10 @@ class RewriteContext:
             if isinstance(axes, tuple) and axis in axes:
                 keep = self.keep_mask(labels.reshape(-1)).reshape(labels.shape)
                 k = axes.index(axis)
+                slabs = np.moveaxis(keep, k, -1).reshape(-1, labels.shape[k])
+                if len(slabs) > 1 and len({int(s.sum()) for s in slabs}) == 1 and \
+                        not all(np.array_equal(s, slabs[0]) for s in slabs):
+                    return slabs[0]  # permuted rows (per-direction units): each keeps the same count
                 return np.moveaxis(keep, k, 0).reshape(labels.shape[k], -1).any(axis=1)
         return None
 

@@ -13,9 +13,12 @@ from ..core.fold import fold_constants
 from .handlers import handler_for
 from ..core.branches import BRANCHES, all_ifs, if_key
 from ..core.shapes import input_shapes, probe
+from .handlers.quantized import dequantized_const, redirect
+from .handlers.recurrent import state_inputs
 from .atoms import FIXED, Atoms
 from .reasons import Reason
 from .context import ParamSlice, PropagateContext, Source
+from .shape_program import evaluate as evaluate_shapes, static_axes
 
 
 @dataclass
@@ -69,6 +72,7 @@ class Analysis:
     paths: object = None  # core.branches.Paths: the If execution paths verification must cover
     _param_roots: list | None = field(default=None, init=False, repr=False, compare=False)
     _roots_of: object = field(default=None, init=False, repr=False, compare=False)
+    program: object = None  # shape_program.ShapeProgram: shapes computed at run time
 
     def group_of(self) -> dict[int, Group]:
         """Channel class root -> its group."""
@@ -98,9 +102,14 @@ def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None
     index = GraphIndex.build(model, recursive=True)
     value_shapes, paths = probe(model, fed, values)
     ctx = PropagateContext(index=index, shapes=value_shapes, allow_io_change=allow_io_change)
+    ctx.program = evaluate_shapes(model, index, value_shapes, static_axes(model) if not paths else set())
+    ctx.const_fallback = dequantized_const
     ctx.descend = lambda graph: [_propagate_node(n, ctx) for n in graph.node]
+    if allow_io_change:
+        _seed_state_inputs(ctx)
     for node in model.graph.node:
         _propagate_node(node, ctx)
+    _check_dim_reads(ctx)
     _make_multi_axis_rectangular(ctx)
     for out in sorted(index.graph_outputs):
         if allow_io_change:
@@ -119,7 +128,7 @@ def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None
     if paths is not None:
         notes += _unrun_branch_notes(model, ctx, paths)
     return Analysis(model, index, fed, value_shapes, ctx.atoms, ctx.dims, ctx.params, ctx.sources, ctx.hooks, groups,
-                    ctx.io, notes, dict(values or {}), paths)
+                    ctx.io, notes, dict(values or {}), paths, program=ctx.program)
 
 
 def _is_state(index, name: str) -> bool:
@@ -145,7 +154,8 @@ def _count_nodes(node) -> int:
 def _propagate_node(node: onnx.NodeProto, ctx: PropagateContext) -> None:
     if node.op_type != "If":  # If branches are analysed; other subgraphs (Loop, Scan) are not
         for name in sorted(outer_scope_names(node)):
-            ctx.block_all(name, Reason(f"{node_label(node)}: used inside a subgraph", "subgraph", node.name))
+            ctx.block_all(name, Reason(f"{node_label(node)}: read by name inside its {node.op_type} body, which is "
+                                       f"not analysed (a body runs a run-time number of times)", "subgraph", node.name))
     handler = handler_for(node)
     if not getattr(handler, "multi_axis", False):
         for name in node.input:
@@ -165,10 +175,38 @@ def _propagate_node(node: onnx.NodeProto, ctx: PropagateContext) -> None:
             ctx.dims.pop(out, None)
         del ctx.params[before:]
         return
-    for p in ctx.params[before:]:
-        if not ctx.index.is_const(p.tensor):
-            ctx.block(p.labels, Reason(f"{node_label(node)}: parameter '{p.tensor}' is computed at run time",
-                                       "runtime-value", node.name))
+    for k in range(len(ctx.params) - 1, before - 1, -1):
+        p = ctx.params[k]
+        if ctx.index.is_const(p.tensor):
+            continue
+        stored, reason = redirect(ctx.index, p)  # an int8 weight behind DequantizeLinear is sliced where stored
+        if stored is not None:
+            ctx.params[k:k + 1] = stored
+            continue
+        ctx.block(p.labels, Reason(reason, "blocked", node.name) if reason else
+                  Reason(f"{node_label(node)}: parameter '{p.tensor}' is computed at run time", "runtime-value", node.name))
+
+
+def _seed_state_inputs(ctx: PropagateContext) -> None:
+    """Recurrent state fed through Reshape/Squeeze/... : label the graph input's hidden axis so
+    the labels reach the LSTM/GRU (which couples them with its units) and the input is resized."""
+    for name, axis in state_inputs(ctx.index, ctx.shapes):
+        labels = ctx.atoms.new(ctx.shapes[name][axis])
+        ctx.set_labels(name, axis, labels)
+        ctx.resize_io(name, axis, labels, "input")
+
+
+def _check_dim_reads(ctx: PropagateContext) -> None:
+    """A Shape that read a channel count is exact only if every consumer computing with that
+    count accepted it (a Reshape target entry on the same, proportionally shrinking axis)."""
+    for node, tensor, axis, labels in ctx.dim_reads:
+        for sink, k in ctx.program.sinks.get((tensor, axis), []):
+            if sink is not None and (id(sink), k, tensor, axis) in ctx.accepted:
+                continue
+            where = "a graph output" if sink is None else node_label(sink)
+            ctx.block(labels, Reason(f"{node_label(node)}: reads the channel count of axis {axis}, and {where} "
+                                     f"computes with it", "blocked", node.name))
+            break
 
 
 def _unrun_branch_notes(model, ctx: PropagateContext, paths) -> list[str]:
@@ -232,12 +270,24 @@ def _make_multi_axis_rectangular(ctx: PropagateContext) -> None:
                 if not isinstance(axes, tuple):
                     continue
                 roots = ctx.atoms.roots(labels.reshape(-1)).reshape(labels.shape)
-                if any(_depends_only_on(roots, k) for k in range(roots.ndim)):
+                if any(_depends_only_on(roots, k) or _rows_permute(roots, k) for k in range(roots.ndim)):
                     continue
                 ctx.unite_rows(name, axes, labels)
                 changed = True
         if not changed:
             return
+
+
+def _rows_permute(array: np.ndarray, axis: int) -> bool:
+    """Every slab along `axis` holds the same classes once each, in its own order (the two
+    directions of a bidirectional op keep the same number of units): removing a class removes
+    one position from every slab, so the tensor stays a rectangle."""
+    if array.ndim != 2:
+        return False
+    rows = np.moveaxis(array, axis, 0)
+    first = np.sort(rows[0])
+    return len(set(first.tolist())) == len(first) and FIXED not in first and \
+        all(np.array_equal(np.sort(r), first) for r in rows[1:])
 
 
 def _depends_only_on(array: np.ndarray, axis: int) -> bool:
@@ -254,7 +304,8 @@ def _only_state_outputs_resize(ctx: PropagateContext, groups: list[Group]) -> No
     kinds: dict[int, set[str]] = {}
     for name, axis, labels, kind in ctx.io:
         for root in set(ctx.atoms.roots(labels).tolist()) - {FIXED}:
-            kinds.setdefault(group_of[root].id, set()).add(kind)
+            if root in group_of:  # a seeded state input that never met a recurrent op's units: no group
+                kinds.setdefault(group_of[root].id, set()).add(kind)
     for g in groups:
         if kinds.get(g.id) == {"output"}:
             outs = sorted({name for name, _, labels, kind in ctx.io if kind == "output"

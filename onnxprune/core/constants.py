@@ -9,7 +9,7 @@ import onnx
 from onnx import numpy_helper
 
 from . import external
-from .graph import GraphIndex
+from .graph import GraphIndex, iter_nodes, subgraphs
 
 
 class ConstantWriter:
@@ -28,6 +28,7 @@ class ConstantWriter:
         self.values: dict[tuple[int, int], tuple[onnx.NodeProto, np.ndarray]] = {}
         self.on_disk = external.has_external(model)  # its big weights stay on disk: so do new ones
         self.added: list[tuple[onnx.NodeProto, int, np.ndarray, str]] = []
+        self.offsets: list[tuple[onnx.NodeProto, int, np.ndarray, str]] = []
 
     def current(self, node, i: int) -> np.ndarray:
         key = (id(node), i)
@@ -41,8 +42,14 @@ class ConstantWriter:
     def add_input(self, node, i: int, array: np.ndarray, name: str) -> None:
         self.added.append((node, i, array, name))
 
+    def offset_input(self, node, i: int, delta: np.ndarray, name: str) -> None:
+        """Feed input i of `node` through `Add(value, delta)`: a computed shape whose constant
+        entries change for this node only (the value may be shared with other nodes)."""
+        self.offsets.append((node, i, delta, name))
+
     def commit(self) -> None:
         taken = set(self.index.producer) | set(self.index.initializers) | set(self.index.graph_inputs)
+        self._commit_offsets(taken)
         by_name: dict[str, list[tuple[onnx.NodeProto, int, np.ndarray]]] = defaultdict(list)
         for (_, i), (node, array) in self.values.items():
             by_name[node.input[i]].append((node, i, array))
@@ -74,6 +81,16 @@ class ConstantWriter:
                 node.input.append("")
             node.input[i] = name
 
+    def _commit_offsets(self, taken: set[str]) -> None:
+        for node, i, delta, name in self.offsets:
+            const, out = _unique(f"{name}_delta", taken), _unique(name, taken)
+            self._add_initializer(self._tensor(delta, const))
+            add = onnx.helper.make_node("Add", [node.input[i], const], [out], name=_unique(f"{name}_add", taken))
+            graph = _graph_holding(self.model.graph, node)
+            position = next(k for k, n in enumerate(graph.node) if n is node)
+            graph.node.insert(position, add)
+            node.input[i] = out
+
     def _tensor(self, array: np.ndarray, name: str) -> onnx.TensorProto:
         return external.make_tensor(array, name, on_disk=self.on_disk)
 
@@ -98,6 +115,16 @@ class ConstantWriter:
         dtype = self.index.const(name).dtype
         del node.attribute[:]
         node.attribute.append(onnx.helper.make_attribute("value", numpy_helper.from_array(array.astype(dtype, copy=False))))
+
+
+def _graph_holding(graph: onnx.GraphProto, node: onnx.NodeProto) -> onnx.GraphProto:
+    if any(n is node for n in graph.node):
+        return graph
+    for n in iter_nodes(graph):
+        for sub in subgraphs(n):
+            if any(m is node for m in sub.node):
+                return sub
+    raise ValueError(f"node {node.name} not found")
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

@@ -89,7 +89,12 @@ def criterion_used(analysis: Analysis, group: Group, criterion: str) -> str:
 def _accumulate(analysis, members, local, size, *, power: int, reduce: str = "sum") -> np.ndarray:
     total = np.zeros(size)
     for p, roots in members:
-        per_position = slice_norms(analysis.index.const(p.tensor), p.axis, power, reduce)
+        value = analysis.index.const(p.tensor)
+        if p.per_row:  # per direction: norms of each row's own positions, row after row
+            per_position = np.concatenate([slice_norms(v, p.axis - 1, power, reduce) for v in value])
+            roots = roots.reshape(-1)
+        else:
+            per_position = slice_norms(value, p.axis, power, reduce)
         vec = np.zeros(size)
         count = np.zeros(size)
         for pos, root in enumerate(roots.tolist()):

@@ -43,13 +43,10 @@ def apply_removal(analysis: Analysis, removed: set[int], *, mode: str = "prune")
             continue
         node = nodes[key[0]]
         value = writer.current(node, p.input_index)
-        if mode == "prune":
-            value = np.compress(keep, value, axis=p.axis)
+        if p.per_row:  # one mask per index of axis 0 (per direction), equal kept counts
+            value = np.stack([_slice(row, k, p.axis - 1, mode) for row, k in zip(value, keep)])
         else:
-            value = value.copy()
-            index = [slice(None)] * value.ndim
-            index[p.axis] = ~keep
-            value[tuple(index)] = 0
+            value = _slice(value, keep, p.axis, mode)
         writer.set(node, p.input_index, value)
     if mode == "prune":
         for hooked in analysis.hooks:
@@ -62,6 +59,16 @@ def apply_removal(analysis: Analysis, removed: set[int], *, mode: str = "prune")
         remove_dead(model)  # e.g. the Shape->Expand chain of a dropped all-zero LSTM state
         _refresh_value_info(model)
     return model
+
+
+def _slice(value: np.ndarray, keep: np.ndarray, axis: int, mode: str) -> np.ndarray:
+    if mode == "prune":
+        return np.compress(keep, value, axis=axis)
+    value = value.copy()
+    index = [slice(None)] * value.ndim
+    index[axis] = ~keep
+    value[tuple(index)] = 0
+    return value
 
 
 def io_masks(analysis: Analysis, removed: set[int]) -> dict[str, tuple[int, np.ndarray, str]]:

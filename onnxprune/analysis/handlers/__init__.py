@@ -2,13 +2,16 @@
 
 from . import (  # noqa: F401  (imported for registration)
     attention,
+    contrib,
     control_flow,
     conv,
     elementwise,
     gemm,
     normalization,
     pooling,
+    quantized,
     recurrent,
+    reshape,
     reduce,
     shape_ops,
     shape_reader,

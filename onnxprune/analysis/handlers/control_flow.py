@@ -6,6 +6,7 @@ one branch tracks and the other does not cannot shrink in the other branch: bloc
 from __future__ import annotations
 
 from ...core.graph import attr, node_label
+from ..reasons import Reason
 from .base import Handler
 from .registry import register
 
@@ -47,3 +48,28 @@ class IfHandler(Handler):
                     dims = vi.type.tensor_type.shape.dim
                     if keep is not None and axis < len(dims) and dims[axis].HasField("dim_value"):
                         dims[axis].dim_value = int(keep.sum())
+
+
+@register("Loop", "Scan")
+class LoopHandler(Handler):
+    """Loop and Scan bodies are not analysed: a body runs a number of times known only at run
+    time, and a loop-carried value must keep its shape across iterations, so channels entering
+    one cannot be traced. Say which input carries them and what the body does with it."""
+
+    def propagate(self, node, ctx):
+        body = attr(node, "body")
+        ops = sorted({n.op_type for n in body.node}) if body is not None else []
+        inner = f" (body ops: {', '.join(ops[:8])}{', ...' if len(ops) > 8 else ''})" if ops else ""
+        first = 2 if node.op_type == "Loop" else 0  # Loop: trip count and condition come first
+        for k, name in enumerate(node.input):
+            if not name or not ctx.tracked(name):
+                continue
+            if node.op_type == "Loop" and k < first:
+                what = "the trip count or condition"
+            elif node.op_type == "Loop":
+                what = f"loop-carried value {k - first}"
+            else:
+                n_state = len(node.input) - int(attr(node, "num_scan_inputs", 0))
+                what = f"{'state variable' if k < n_state else 'scan input'} {k if k < n_state else k - n_state}"
+            ctx.block_all(name, Reason(f"{node_label(node)}: channels enter its body as {what}; {node.op_type} "
+                                       f"bodies are not analysed{inner}", "subgraph", node.name))

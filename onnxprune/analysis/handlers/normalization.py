@@ -38,20 +38,32 @@ class InstanceNormHandler(Handler):
 
 
 @register("LayerNormalization", "SimplifiedLayerNormalization")
-@register("LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization", domain="com.microsoft")
+@register("LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization",
+          "SkipSimplifiedLayerNormalization", domain="com.microsoft")
 class LayerNormHandler(Handler):
+    """Skip*LayerNormalization normalises input + skip (+ bias, input 4 or 3): all three are
+    summed over the normalised axis, so channels on any of them block the same way."""
+
     def propagate(self, node, ctx):
         x = node.input[0]
         rank = ctx.rank(x)
         first = norm_axis(int(attr(node, "axis", -1)), rank)
-        for axis, labels in ctx.tracked(x).items():
-            if axis >= first:
-                ctx.block(labels, Reason(f"{node_label(node)}: normalises over the channel axis (removing a channel changes the others)",
-                                         "mixes-channels", node.name))
-            else:
-                ctx.set_labels(node.output[0], axis, labels)
+        skip = node.op_type.startswith("Skip")
+        summed = [x] + ([node.input[1]] if skip else [])
+        if skip:
+            summed.append(node.input[4 if node.op_type == "SkipLayerNormalization" else 3]
+                          if len(node.input) > (4 if node.op_type == "SkipLayerNormalization" else 3) else "")
+        for name in summed:
+            for axis, labels in ctx.tracked(name).items():
+                if axis + rank - ctx.rank(name) >= first:
+                    ctx.block(labels, Reason(f"{node_label(node)}: normalises over the channel axis (removing a channel "
+                                             f"changes the others)", "mixes-channels", node.name))
+                else:
+                    for out in [node.output[0]] + ([node.output[3]] if skip and len(node.output) > 3 and node.output[3] else []):
+                        ctx.set_labels(out, axis + rank - ctx.rank(name), labels)
         for other in node.input[1:]:
-            ctx.block_all(other, f"{node_label(node)}: channels reach a LayerNorm parameter input")
+            if other not in summed:
+                ctx.block_all(other, f"{node_label(node)}: channels reach a LayerNorm parameter input")
 
 
 @register("GroupNormalization", "LRN", "MeanVarianceNormalization", "LpNormalization")

@@ -1,7 +1,11 @@
 """LSTM, GRU and RNN. Hidden units are sources: unit j owns the rows of every gate block of
 `W`, `R`, `B` (and `P` peepholes), the columns of `R` that read h[j] back (consumer slices, so
-zeroing them is the reference), and position j of `Y`, `Y_h`, `Y_c`. Both directions of a
-bidirectional op share one hidden axis in `Y`, so unit j goes in both directions at once."""
+zeroing them is the reference), and position j of `Y`, `Y_h`, `Y_c`. The two directions of a
+bidirectional op need only keep the same *number* of units (one hidden_size): each forward unit
+is paired with the backward unit of the same weight-norm rank, and a pair goes together, so each
+direction keeps its own best units (its W/R/B rows, R columns and its half of the consumer's
+columns are sliced with its own mask). With a run-time initial state or state outputs the
+directions share positions (unit j in both), as the state buffer has one hidden axis."""
 
 from __future__ import annotations
 
@@ -45,6 +49,10 @@ class RecurrentHandler(Handler):
         if not born_on:
             return
         k, axis = born_on[0]
+        if _per_direction(node, ctx):
+            self._per_direction(node, ctx, weight, recurrence, gates, hidden)
+            ctx.needs_rewrite(node)
+            return
         units = ctx.new_source(node, node.output[k], axis, hidden)
         ctx.param(node, 1, 1, np.tile(units, gates), "producer")
         ctx.param(node, 2, 1, np.tile(units, gates), "producer")
@@ -73,6 +81,35 @@ class RecurrentHandler(Handler):
         for k, axis in born_on[1:]:
             ctx.set_labels(node.output[k], axis, units)
         ctx.needs_rewrite(node)
+
+    @staticmethod
+    def _per_direction(node, ctx, weight, recurrence, gates, hidden):
+        """Labels [2, H]: row d labels direction d's units; backward unit j carries the atom of the
+        forward unit with the same norm rank, so a class is one unit of each direction."""
+        first = next(o for o in node.output if o)
+        units = ctx.atoms.new(hidden)
+        norms = [_unit_norms(weight[d], recurrence[d], gates, hidden) for d in range(2)]
+        order_f, order_b = np.argsort(-norms[0], kind="stable"), np.argsort(-norms[1], kind="stable")
+        rows = np.empty((2, hidden), dtype=np.int64)
+        rows[0] = units
+        rows[1, order_b] = units[order_f]
+        from ..context import Source
+        ctx.sources.append(Source(node, first, 3, units))
+        ctx.param(node, 1, 1, np.tile(rows, (1, gates)), "producer")
+        ctx.param(node, 2, 1, np.tile(rows, (1, gates)), "producer")
+        ctx.param(node, 2, 2, rows, "consumer")
+        if _opt(node, 3):
+            ctx.param(node, 3, 1, np.tile(rows, (1, 2 * gates)), "producer")
+        if node.op_type == "LSTM" and _opt(node, 7):
+            ctx.param(node, 7, 1, np.tile(rows, (1, 3)), "channelwise")
+        for i in (5, 6):
+            if _opt(node, i) and ctx.const(node.input[i]) is not None:
+                ctx.param(node, i, 2, rows, "channelwise")
+        if node.output[0]:
+            ctx.set_multi(node.output[0], (1, 3), rows)
+        for k in (1, 2):
+            if _opt_out(node, k):
+                ctx.set_multi(node.output[k], (0, 2), rows)
 
     def rewrite(self, node, ctx):
         kept = _kept_units(node, ctx)
@@ -109,11 +146,93 @@ def is_zero_state(index, name: str, depth: int = 8) -> bool:
     return False
 
 
+_STATE_PATH = {"Reshape", "Squeeze", "Unsqueeze", "Transpose", "Identity", "Cast", "Flatten"}
+
+
+def state_inputs(index, shapes: dict) -> list[tuple[str, int]]:
+    """(graph input, axis) pairs that reach an LSTM/GRU/RNN initial state through data-movement
+    ops only (tf2onnx: state input [B, H] -> Unsqueeze/Reshape -> [1, B, H]). With
+    --allow-io-change the analysis gives the input's last axis labels of its own, so they flow
+    forward through those ops (their shape constants are rewritten as usual) and meet the
+    op's hidden units; the caller's state buffer then shrinks with them."""
+    found = []
+    for node in index.graph.node:
+        if node.op_type not in GATES:
+            continue
+        recurrence = index.const(node.input[2]) if len(node.input) > 2 else None
+        if recurrence is None:
+            continue
+        for i in (5, 6):
+            name = _opt(node, i)
+            if not name or index.is_const(name) or name in index.graph_inputs:
+                continue
+            source = _trace_back(index, name)
+            shape = shapes.get(source) if source else None
+            if shape and shape[-1] == recurrence.shape[2] and (source, len(shape) - 1) not in found:
+                found.append((source, len(shape) - 1))
+    return found
+
+
+def _trace_back(index, name: str, depth: int = 8) -> str | None:
+    for _ in range(depth):
+        if name in index.graph_inputs and not index.is_const(name):
+            return name
+        producer = index.producer.get(name)
+        if producer is None or producer[0].op_type not in _STATE_PATH or producer[0].domain not in ("", "ai.onnx"):
+            return None
+        name = producer[0].input[0]
+    return None
+
+
 def _opt_out(node, k):
     return node.output[k] if len(node.output) > k and node.output[k] else ""
 
 
+def _per_direction(node, ctx) -> bool:
+    """Bidirectional, no run-time initial state, no state output leaving the graph, layout 0."""
+    direction = attr(node, "direction", b"forward")
+    if (direction.decode() if isinstance(direction, bytes) else direction) != "bidirectional" or int(attr(node, "layout", 0)):
+        return False
+    if ctx.const(node.input[1]) is None or ctx.const(node.input[1]).shape[0] != 2:
+        return False
+    for i in (5, 6):
+        name = _opt(node, i)
+        if name and ctx.const(name) is None and not is_zero_state(ctx.index, name):
+            return False
+    if any(_opt_out(node, k) and ctx.index.consumers(_opt_out(node, k)) for k in (1, 2)):
+        return False
+    return _merges_directions(ctx.index, node.output[0]) if node.output[0] else False
+
+
+def _merges_directions(index, name: str, depth: int = 2) -> bool:
+    """Y reaches its readers only through Transpose -> Reshape, which merge the directions into
+    one feature axis position by position (as torch exports do); other readers (tf2onnx splits Y
+    per direction and squeezes it) see one hidden axis: then both directions share positions."""
+    uses = index.consumers(name)
+    if not uses or name in index.graph_outputs or depth == 0:
+        return False
+    for use in uses:
+        op = use.node.op_type
+        if op == "Reshape" and use.index == 0:
+            continue
+        if op == "Transpose" and _merges_directions(index, use.node.output[0], depth - 1):
+            continue
+        return False
+    return True
+
+
+def _unit_norms(w, r, gates, hidden) -> np.ndarray:
+    """Squared norm of each unit's rows in every gate block of W and R, and of its R column."""
+    w = np.asarray(w, dtype=np.float64).reshape(gates, hidden, -1)
+    r = np.asarray(r, dtype=np.float64)
+    rows = (w ** 2).sum(axis=(0, 2)) + (r.reshape(gates, hidden, -1) ** 2).sum(axis=(0, 2))
+    return rows + (r ** 2).sum(axis=0)
+
+
 def _kept_units(node, ctx):
+    source = next((s for s in ctx.analysis.sources if s.node.op_type == node.op_type and s.output in node.output), None)
+    if source is not None:
+        return ctx.keep_mask(source.atoms).sum()
     for k, axis in ((0, 3), (1, 2), (2, 2)):
         name = _opt_out(node, k)
         if name:

@@ -1,6 +1,6 @@
-"""Ops that move data without computing on it: Transpose, Squeeze/Unsqueeze, Reshape/Flatten,
-Concat, Slice, Split, Pad, Gather. Reshape and Flatten map channel positions by reshaping an
-index tensor, so C×H×W blocks (NCHW or NHWC order) come out exact without special cases."""
+"""Ops that move data without computing on it: Transpose, Squeeze/Unsqueeze, Concat, Slice, Split,
+Pad, Gather (Reshape, Flatten and Expand, whose targets are often computed at run time, are in
+reshape.py). Slice and Pad accept bounds computed at run time off the channel axis."""
 
 from __future__ import annotations
 
@@ -94,59 +94,6 @@ class UnsqueezeHandler(Handler):
         remap_multi(ctx, node, x, node.output[0], lambda a: kept_positions[a])
 
 
-def labels_through_reshape(in_shape, axes: tuple, labels: np.ndarray, out_shape):
-    """Where channel labels land after a row-major reshape: (output axes they depend on, label
-    array over those axes). Broadcasting the labels to the full tensor and reshaping it handles
-    merges (C*H*W blocks, NHWC order), splits (C -> heads x head_dim) and both at once."""
-    view = [1] * len(in_shape)
-    for k, a in enumerate(axes):
-        view[a] = labels.shape[k]
-    full = np.broadcast_to(labels.reshape(view), tuple(in_shape)).reshape(tuple(out_shape))
-    dep = tuple(j for j in range(len(out_shape)) if out_shape[j] > 1 and np.any(np.diff(full, axis=j) != 0))
-    index = tuple(slice(None) if j in dep else 0 for j in range(len(out_shape)))
-    return dep, full[index]
-
-
-@register("Reshape", "Flatten")
-class ReshapeHandler(Handler):
-    multi_axis = True
-
-    def propagate(self, node, ctx):
-        x, out = node.input[0], node.output[0]
-        entries = {**{(a,): v for a, v in ctx.tracked(x).items()}, **ctx.tracked_multi(x)}
-        if not entries:
-            return
-        in_shape, out_shape = ctx.shape(x), ctx.shape(out)
-        if in_shape is None or out_shape is None:
-            ctx.block_inputs(node, "shapes unknown")
-            return
-        target = None
-        if node.op_type == "Reshape":
-            target = ctx.const(node.input[1])
-            if target is None:
-                ctx.block_inputs(node, "target shape is computed at run time")
-                return
-        for axes, labels in entries.items():
-            dep, out_labels = labels_through_reshape(in_shape, axes, labels, out_shape)
-            if not dep:
-                continue  # a single channel: nothing to carry
-            zero_copy = [j for j in dep if target is not None and int(target[j]) == 0]
-            if zero_copy and (int(attr(node, "allowzero", 0)) or any(j not in axes for j in zero_copy)):
-                ctx.block(labels.reshape(-1), f"{node_label(node)}: shape entry 0 copies a different input axis")
-                continue
-            ctx.set_multi(out, dep, out_labels)
-            if target is not None:
-                ctx.needs_rewrite(node)
-
-    def rewrite(self, node, ctx):
-        out = node.output[0]
-        shape = np.array(ctx.value(node, 1)).copy()
-        for axis in ctx.tracked_axes(out):
-            if shape[axis] > 0:
-                shape[axis] = int(ctx.kept(out, axis).sum())
-        ctx.set_value(node, 1, shape)
-
-
 @register("Concat")
 class ConcatHandler(Handler):
     def propagate(self, node, ctx):
@@ -181,7 +128,10 @@ def _clamp(v: int, dim: int) -> int:
 
 @register("Slice")
 class SliceHandler(Handler):
-    def _params(self, node, ctx):
+    """Bounds computed at run time (from the time length, say) are fine while no channel axis is
+    sliced: the channels pass; slicing a channel axis needs constant bounds the rewrite changes."""
+
+    def _params(self, node, ctx, computed_ok=False):
         if ctx.index.opset < 10:
             starts, ends = attr(node, "starts"), attr(node, "ends")
             axes = attr(node, "axes", None)
@@ -190,7 +140,9 @@ class SliceHandler(Handler):
             vals = [ctx.const(node.input[i]) if len(node.input) > i and node.input[i] else None for i in range(1, 5)]
             for i, v in zip(range(1, 5), vals):
                 if v is None and len(node.input) > i and node.input[i]:
-                    return None
+                    if not computed_ok or i == 3 or _computed_const(ctx, node.input[i], want_const=False) is None:
+                        return None
+                    vals[i - 1] = _computed_const(ctx, node.input[i], want_const=False)
             starts, ends, axes, steps = [None if v is None else int_list(v.reshape(-1)) for v in vals]
         rank = ctx.rank(node.input[0])
         axes = list(range(len(starts))) if axes is None else [norm_axis(a, rank) for a in axes]
@@ -201,11 +153,14 @@ class SliceHandler(Handler):
         x = node.input[0]
         if not ctx.tracked(x):
             return
-        params = self._params(node, ctx)
+        params = self._params(node, ctx, computed_ok=True)
         if params is None:
             ctx.block_inputs(node, "slice bounds are computed at run time")
             return
         starts, ends, axes, steps = params
+        if self._params(node, ctx) is None and any(a in axes for a in ctx.tracked(x)):
+            ctx.block_inputs(node, "slice bounds on the channel axis are computed at run time")
+            return
         for a, labels in ctx.tracked(x).items():
             if a not in axes:
                 ctx.set_labels(node.output[0], a, labels)
@@ -235,6 +190,15 @@ class SliceHandler(Handler):
             dtype = ctx.value(node, 1).dtype
             ctx.set_value(node, 1, np.array(starts, dtype=dtype))
             ctx.set_value(node, 2, np.array(ends, dtype=dtype))
+
+
+def _computed_const(ctx, name, want_const=True):
+    """Concrete values of an integer vector the shape program follows (None if it does not);
+    want_const: only when every entry is a constant."""
+    entries = ctx.computed(name)
+    if entries is None or (want_const and any(not e.const for e in entries.reshape(-1))):
+        return None
+    return np.array([e.value for e in entries.reshape(-1)], dtype=np.int64).reshape(entries.shape)
 
 
 @register("Split")
@@ -294,19 +258,24 @@ class SplitHandler(Handler):
 
 @register("Pad")
 class PadHandler(Handler):
+    """Pads computed at run time ("same" padding from the time length) are fine when the channel
+    axes' entries are constant zeros."""
+
     def propagate(self, node, ctx):
         x = node.input[0]
         if not ctx.tracked(x):
             return
         rank = ctx.rank(x)
+        computed = None
         if ctx.index.opset < 11:
             pads = list(attr(node, "pads"))
         else:
             value = ctx.const(node.input[1])
-            if value is None:
+            computed = ctx.computed(node.input[1]) if value is None else None
+            if value is None and computed is None:
                 ctx.block_inputs(node, "pads are computed at run time")
                 return
-            pads = int_list(value.reshape(-1))
+            pads = int_list(value.reshape(-1)) if value is not None else [e.value for e in computed.reshape(-1)]
         axes = list(range(rank))
         if len(node.input) > 3 and node.input[3]:
             value = ctx.const(node.input[3])
@@ -318,6 +287,9 @@ class PadHandler(Handler):
         for a, labels in ctx.tracked(x).items():
             if a in axes and (pads[axes.index(a)] != 0 or pads[axes.index(a) + n] != 0):
                 ctx.block(labels, f"{node_label(node)}: pads the channel axis {a}")
+            elif a in axes and computed is not None and not all(
+                    computed.reshape(-1)[k].const for k in (axes.index(a), axes.index(a) + n)):
+                ctx.block(labels, f"{node_label(node)}: pads of the channel axis {a} are computed at run time")
             else:
                 ctx.set_labels(node.output[0], a, labels)
 

@@ -1,6 +1,8 @@
 """Shape and Size read a tensor's dimensions. Exporters use Shape to read the batch or time
-size (Shape -> Gather(0)); that survives pruning. Reading the channel count does not: every
-value computed from it would change, so it blocks."""
+size (Shape -> Gather(0)); that survives pruning. A channel count read this way is allowed when
+every value computed from it reaches a consumer that stays exact as it shrinks (a Reshape target
+entry on that channel axis; see analysis/shape_program.py); the check runs after the whole
+graph is analysed. Where the shape program cannot follow the values, reading a count blocks."""
 
 from __future__ import annotations
 
@@ -26,6 +28,11 @@ class ShapeHandler(Handler):
         end = attr(node, "end", None)
         end = rank if end is None else norm_axis(int(end), rank)
         read = set(range(start, min(end, rank)))
+        if node.op_type == "Shape" and ctx.computed(node.output[0]) is not None:
+            for axis, labels in tracked.items():
+                if axis in read:
+                    ctx.dim_reads.append((node, x, axis, labels))
+            return
         entries_read = self._entries_read(node, ctx, len(read))
         for axis, labels in tracked.items():
             if axis not in read:

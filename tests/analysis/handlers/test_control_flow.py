@@ -152,8 +152,31 @@ def test_loop_body_blocks_what_it_reads():
     m = b.model([y])
     analysis = onnxprune.analyze(m)
     g = group_for(analysis, m, a)
-    assert not g.prunable and any("used inside a subgraph" in r for r in g.blocked_by)
+    assert not g.prunable and any("read by name inside its Loop body" in r for r in g.blocked_by)
+    assert any("enter its body as loop-carried value 0" in r for r in g.blocked_by)
     assert any("Loop 'Loop_0'" in note and "not analysed" in note for note in analysis.notes)
+
+
+def test_scan_says_which_input_carries_channels():
+    """inspect explains a Scan block: the channels enter the body as scan input 0."""
+    b = GraphBuilder(seed=142, opset=17)
+    x = b.input("x", [1, 3, 8, 8])
+    conv = b.conv(x, 3, C)
+    a = b.op("Squeeze", [conv, b.const(np.array([0]), "ax", np.int64)])  # [C, 8, 8]
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s_in", "row"], ["s_out"]), helper.make_node("Identity", ["s_out"], ["y_out"])],
+        "body",
+        [helper.make_tensor_value_info("s_in", TensorProto.FLOAT, [8, 8]),
+         helper.make_tensor_value_info("row", TensorProto.FLOAT, [8, 8])],
+        [helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [8, 8]),
+         helper.make_tensor_value_info("y_out", TensorProto.FLOAT, [8, 8])])
+    init = b.const(np.zeros((8, 8)), "s0")
+    b.nodes.append(helper.make_node("Scan", [init, a], ["final", "ys"], name="Scan_0", body=body, num_scan_inputs=1))
+    m = b.model(["final"])
+    g = group_for(onnxprune.analyze(m), m, conv)
+    assert not g.prunable
+    assert any("Scan 'Scan_0': channels enter its body as scan input 0; Scan bodies are not analysed (body ops: Add"
+               in r for r in g.blocked_by), g.blocked_by
 
 
 @pytest.mark.realmodel

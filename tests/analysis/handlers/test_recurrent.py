@@ -109,3 +109,121 @@ def test_silero_vad_v6_lstm_with_state_io(real_model):
     lstm = next(layer for layer in result.layers if layer["op"] == "LSTM")
     assert (lstm["channels_before"], lstm["channels_after"]) == (128, 64)
     assert {r["name"] for r in result.resized_io} == {"h", "c", "hn", "cn"}
+
+
+def keras_lstm_with_state(via="reshape", hidden=8, feats=6, seq=5):
+    """tf2onnx's shape of a Keras LSTM denoiser: state inputs h, c [1, H] reach the LSTM through
+    Reshape (or Unsqueeze) to [1, 1, H]; Y_h, Y_c leave through Squeeze as [1, H]; half of the
+    units are exactly dead, so the pruned model must match the original on the kept state."""
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((1, 4 * hidden, feats)).astype(np.float32) * 0.5
+    r = rng.standard_normal((1, 4 * hidden, hidden)).astype(np.float32) * 0.5
+    b = rng.standard_normal((1, 8 * hidden)).astype(np.float32) * 0.1
+    head = rng.standard_normal((hidden, 3)).astype(np.float32)
+    for u in range(0, hidden, 2):
+        w[0, u::hidden] = 0
+        r[0, u::hidden] = 0
+        r[0, :, u] = 0
+        b[0, u::hidden] = 0
+        head[u] = 0
+    inits = [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (b, "B"), (head, "head"),
+                                                        (np.array([1, 1, hidden]), "state_shape"),
+                                                        (np.array([0]), "ax0"))]
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2])]
+    for s in ("h", "c"):
+        if via == "reshape":
+            nodes.append(helper.make_node("Reshape", [s, "state_shape"], [f"{s}3"]))
+        else:
+            nodes.append(helper.make_node("Unsqueeze", [s, "ax0"], [f"{s}3"]))
+    nodes += [helper.make_node("LSTM", ["xt", "W", "R", "B", "", "h3", "c3"], ["Y", "Yh", "Yc"], hidden_size=hidden,
+                               name="lstm"),
+              helper.make_node("Squeeze", ["Yh", "ax0"], ["h_out"]),
+              helper.make_node("Squeeze", ["Yc", "ax0"], ["c_out"]),
+              helper.make_node("Squeeze", ["Y", "ax0_1"], ["y2"]),
+              helper.make_node("MatMul", ["y2", "head"], ["out"])]
+    inits.append(numpy_helper.from_array(np.array([1]), "ax0_1"))
+    f = TensorProto.FLOAT
+    inputs = [helper.make_tensor_value_info("x", f, [1, seq, feats]), helper.make_tensor_value_info("h", f, [1, hidden]),
+              helper.make_tensor_value_info("c", f, [1, hidden])]
+    outputs = [helper.make_tensor_value_info("out", f, [seq, 1, 3]), helper.make_tensor_value_info("h_out", f, [1, hidden]),
+               helper.make_tensor_value_info("c_out", f, [1, hidden])]
+    m = helper.make_model(helper.make_graph(nodes, "keras_lstm", inputs, outputs, inits),
+                          opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+@pytest.mark.parametrize("via", ["reshape", "unsqueeze"])
+def test_state_through_run_time_ops_resizes_with_allow_io_change(via):
+    model = keras_lstm_with_state(via)
+    blocked = onnxprune.prune(model, ratio=0.5, round_to=1)
+    assert blocked.after["params"] == blocked.before["params"]
+    result = onnxprune.prune(model, ratio=0.5, round_to=1, allow_io_change=True)
+    assert result.verify.passed, result.verify.message
+    assert {(r["name"], r["old"], r["new"]) for r in result.resized_io} == \
+        {("h", 8, 4), ("c", 8, 4), ("h_out", 8, 4), ("c_out", 8, 4)}
+    # the dead half went: on the kept state slices the pruned model equals the original
+    feeds = random_feeds(make_session(model), {}, seed=1)
+    keep = np.arange(1, 8, 2)
+    small = dict(feeds, h=feeds["h"][:, keep], c=feeds["c"][:, keep])
+    full = make_session(model).run(None, dict(feeds, h=np.where(np.isin(np.arange(8), keep), feeds["h"], 0),
+                                              c=np.where(np.isin(np.arange(8), keep), feeds["c"], 0)))
+    pruned = make_session(result.model).run(None, small)
+    np.testing.assert_allclose(pruned[0], full[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pruned[1], full[1][:, keep], rtol=1e-5, atol=1e-6)
+
+
+def bidirectional_stack(op, hidden=8, feats=6, seq=5, dead=(((0, 1, 2, 3), (4, 5, 6, 7)), ((1, 3, 5, 7), (0, 2, 4, 6)))):
+    """Two bidirectional layers and a MatMul head. dead[layer][direction] are units whose every
+    producing and consuming weight is zero: each direction has a different dead half."""
+    rng = np.random.default_rng(11)
+    g = GATES[op]
+    inits, nodes, x, width = [], [], "x", feats
+    for layer, (dead_f, dead_b) in enumerate(dead):
+        w = rng.standard_normal((2, g * hidden, width)).astype(np.float32) * 0.5
+        r = rng.standard_normal((2, g * hidden, hidden)).astype(np.float32) * 0.5
+        b = rng.standard_normal((2, 2 * g * hidden)).astype(np.float32) * 0.1
+        for d, units in enumerate((dead_f, dead_b)):
+            for u in units:
+                w[d, u::hidden] = 0
+                r[d, u::hidden] = 0
+                r[d, :, u] = 0
+                b[d, u::hidden] = 0
+        if layer:  # this layer's input columns reading the previous layer's dead units
+            for d, units in enumerate(dead[layer - 1]):
+                for u in units:
+                    w[:, :, d * hidden + u] = 0
+        inits += [numpy_helper.from_array(a, f"{n}{layer}") for a, n in ((w, "W"), (r, "R"), (b, "B"))]
+        nodes += [helper.make_node(op, [x, f"W{layer}", f"R{layer}", f"B{layer}"], [f"Y{layer}"], hidden_size=hidden,
+                                   direction="bidirectional", name=f"rnn{layer}"),
+                  helper.make_node("Transpose", [f"Y{layer}"], [f"Yt{layer}"], perm=[0, 2, 1, 3]),
+                  helper.make_node("Reshape", [f"Yt{layer}", "shape"], [f"Yr{layer}"])]
+        x, width = f"Yr{layer}", 2 * hidden
+    head = rng.standard_normal((2 * hidden, 3)).astype(np.float32)
+    for d, units in enumerate(dead[-1]):
+        for u in units:
+            head[d * hidden + u] = 0
+    inits += [numpy_helper.from_array(head, "head"), numpy_helper.from_array(np.array([seq, 1, 2 * hidden]), "shape")]
+    nodes.append(helper.make_node("MatMul", [x, "head"], ["out"]))
+    g_ = helper.make_graph(nodes, "bi", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [seq, 1, feats])],
+                           [helper.make_tensor_value_info("out", TensorProto.FLOAT, [seq, 1, 3])], inits)
+    m = helper.make_model(g_, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+@pytest.mark.parametrize("op", ["GRU", "LSTM"])
+def test_bidirectional_directions_keep_their_own_units(op):
+    """Each direction keeps its live half although the halves differ: the pruned model computes
+    exactly the original function and no dead weight is left."""
+    model = bidirectional_stack(op)
+    result = assert_pruned_ok(model, ratio=0.5, round_to=1)
+    feeds = random_feeds(make_session(model), {}, seed=2)
+    np.testing.assert_allclose(make_session(result.model).run(None, feeds)[0], make_session(model).run(None, feeds)[0],
+                               rtol=1e-6, atol=1e-6)
+    for t in result.model.graph.initializer:
+        value = numpy_helper.to_array(t)
+        if t.name[0] in "WRB" or t.name == "head":
+            assert value.size and np.count_nonzero(value) == value.size, t.name  # every dead weight removed
+    rnn = [n for n in result.model.graph.node if n.op_type == op]
+    assert all(helper.get_attribute_value(next(a for a in n.attribute if a.name == "hidden_size")) == 4 for n in rnn)

@@ -1,0 +1,138 @@
+"""Export small random-weight speech encoders the way people ship them, for the coverage tests.
+
+    pip install torch==2.13.0 transformers onnxscript   # CPU torch; never a runtime dependency
+    python models/export_speech_fixtures.py             # writes models/fixtures/speech/speech_*.onnx (committed)
+
+Public architectures from `transformers` (Whisper encoder, wav2vec2 with group- and layer-norm
+feature extractors, HuBERT) at tiny configs with seeded random weights (the fixtures test graph
+analysis, not accuracy), exported with dynamic batch (and sample) axes by TorchScript
+(`dynamo=False`) and by the dynamo exporter, which build their head split/merge targets at run
+time (`Shape -> Gather -> Unsqueeze -> Concat -> Reshape`) in different ways. The Whisper
+TorchScript export is also passed through onnxruntime's transformer optimizer, which fuses
+Gelu/BiasGelu/SkipLayerNormalization (the com.microsoft ops). A decomposed-GroupNorm conv block
+(G = C and G < C) completes the set.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+OUT = Path(__file__).resolve().parent / "fixtures" / "speech"
+OPSET = 18
+IR = 8  # what onnxruntime releases of the last two years load
+
+
+def whisper():
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    cfg = WhisperConfig(num_mel_bins=40, d_model=64, encoder_layers=2, encoder_attention_heads=4,
+                        encoder_ffn_dim=128, max_source_positions=50)
+    return WhisperEncoder(cfg), torch.randn(1, 40, 100), "input_features", {0: "batch"}  # 2 x positions frames
+
+
+def _w2v_config(cls, **extra):
+    return cls(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+               conv_dim=(32, 32, 32), conv_stride=(5, 2, 2), conv_kernel=(10, 3, 3),
+               num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, **extra)
+
+
+def wav2vec2(norm="group"):
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    cfg = _w2v_config(Wav2Vec2Config, feat_extract_norm=norm, do_stable_layer_norm=norm == "layer")
+    return Wav2Vec2Model(cfg), torch.randn(1, 1600), "input_values", {0: "batch", 1: "samples"}
+
+
+def hubert():
+    from transformers import HubertConfig, HubertModel
+
+    return HubertModel(_w2v_config(HubertConfig)), torch.randn(1, 1600), "input_values", {0: "batch", 1: "samples"}
+
+
+class GroupNormBlock(nn.Module):
+    """Conv -> GroupNorm(groups, 16) -> ReLU -> Conv: TorchScript and dynamo decompose GroupNorm into
+    Reshape(N, G, -1) -> InstanceNormalization -> Reshape(Shape(x)) -> per-channel Mul/Add."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.c1, self.gn, self.c2 = nn.Conv1d(8, 16, 3, padding=1), nn.GroupNorm(groups, 16), nn.Conv1d(16, 8, 3, padding=1)
+        with torch.no_grad():
+            self.gn.weight.uniform_(0.5, 1.5)
+            self.gn.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        return self.c2(torch.relu(self.gn(self.c1(x))))
+
+
+class LastHidden(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return self.m(x).last_hidden_state
+
+
+MODELS = {
+    "whisper": whisper,
+    "wav2vec2": wav2vec2,
+    "wav2vec2_layer": lambda: wav2vec2("layer"),
+    "hubert": hubert,
+    "groupnorm4": lambda: (GroupNormBlock(4), torch.randn(1, 8, 20), "x", {0: "batch", 2: "time"}),
+}
+
+
+def export(name: str, dynamo: bool) -> Path:
+    torch.manual_seed(0)
+    model, x, input_name, axes = MODELS[name]()
+    model = (model if isinstance(model, GroupNormBlock) else LastHidden(model)).eval()
+    path = OUT / f"speech_{name}_{'dynamo' if dynamo else 'ts'}.onnx"
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            dims = {k: torch.export.Dim(v, max=64 if v == "batch" else 32000, min={"batch": 1, "time": 4}.get(v, 400))
+                    for k, v in axes.items()}
+            prog = torch.onnx.export(model, (x,), input_names=[input_name], output_names=["hidden"], opset_version=OPSET,
+                                     dynamic_shapes={"x": dims}, dynamo=True, optimize=True)
+            prog.save(str(path))
+        else:
+            torch.onnx.export(model, (x,), str(path), input_names=[input_name], output_names=["hidden"],
+                              opset_version=OPSET, dynamic_axes={input_name: axes, "hidden": {0: "batch"}}, dynamo=False)
+    m = onnx.load(str(path))
+    m.ir_version = min(m.ir_version, IR)
+    onnx.save(m, str(path))
+    return path
+
+
+def ort_optimize(src: Path) -> Path:
+    """onnxruntime.transformers.optimizer as users run it on an encoder (fuses Gelu, BiasGelu,
+    SkipLayerNormalization; the attention stays unfused: its shapes are computed at run time)."""
+    from onnxruntime.transformers import optimizer
+
+    dst = src.with_name(src.stem + "_ortopt.onnx")
+    optimizer.optimize_model(str(src), model_type="bert", num_heads=4, hidden_size=64, opt_level=1).save_model_to_file(str(dst))
+    m = onnx.load(str(dst))
+    m.ir_version = min(m.ir_version, IR)
+    onnx.save(m, str(dst))
+    return dst
+
+
+if __name__ == "__main__":
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name in sys.argv[1:] or MODELS:
+        for dynamo in (False, True):
+            try:
+                p = export(name, dynamo)
+                print(f"wrote {p} ({p.stat().st_size} bytes)")
+                if name == "whisper" and not dynamo:
+                    q = ort_optimize(p)
+                    print(f"wrote {q} ({q.stat().st_size} bytes)")
+            except Exception as exc:  # report and continue: one exporter may not support a model
+                print(f"FAILED {name} dynamo={dynamo}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")

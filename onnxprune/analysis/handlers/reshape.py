@@ -1,0 +1,173 @@
+"""Reshape, Flatten and Expand. Reshape and Flatten map channel positions by reshaping an index
+tensor, so C×H×W blocks (NCHW or NHWC order) and head splits come out exact without special cases.
+A target computed at run time (`Shape -> Gather -> Unsqueeze -> Concat`) is checked entry by entry
+against the channels on each output axis (analysis/shape_program.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...core.graph import attr, node_label
+from ..shape_program import proportional
+from .base import Handler
+from .registry import register
+
+
+def labels_through_reshape(in_shape, axes: tuple, labels: np.ndarray, out_shape):
+    """Where channel labels land after a row-major reshape: (output axes they depend on, label
+    array over those axes). Broadcasting the labels to the full tensor and reshaping it handles
+    merges (C*H*W blocks, NHWC order), splits (C -> heads x head_dim) and both at once."""
+    view = [1] * len(in_shape)
+    for k, a in enumerate(axes):
+        view[a] = labels.shape[k]
+    full = np.broadcast_to(labels.reshape(view), tuple(in_shape)).reshape(tuple(out_shape))
+    dep = tuple(j for j in range(len(out_shape)) if out_shape[j] > 1 and np.any(np.diff(full, axis=j) != 0))
+    index = tuple(slice(None) if j in dep else 0 for j in range(len(out_shape)))
+    return dep, full[index]
+
+
+@register("Reshape", "Flatten")
+class ReshapeHandler(Handler):
+    """A constant target is rewritten in place. A target computed at run time (shape_program)
+    is checked entry by entry: a channel axis reads -1, a constant (changed by adding a constant
+    delta vector just before this Reshape, so a target shared with other Reshapes is untouched),
+    or the size of a channel axis that shrinks in proportion; other axes must not depend on a
+    channel count (a Shape read of one is accepted only here)."""
+
+    multi_axis = True
+
+    def propagate(self, node, ctx):
+        x, out = node.input[0], node.output[0]
+        entries = {**{(a,): v for a, v in ctx.tracked(x).items()}, **ctx.tracked_multi(x)}
+        if not entries:
+            return
+        in_shape, out_shape = ctx.shape(x), ctx.shape(out)
+        if in_shape is None or out_shape is None:
+            ctx.block_inputs(node, "shapes unknown")
+            return
+        target = computed = None
+        allowzero = int(attr(node, "allowzero", 0))
+        if node.op_type == "Reshape":
+            target = ctx.const(node.input[1])
+            if target is None:
+                computed = ctx.computed(node.input[1])
+                if computed is None or computed.shape != (len(out_shape),):
+                    ctx.block_inputs(node, "target shape is computed at run time by ops the shape analysis "
+                                           "cannot follow")
+                    return
+                target = np.array([e.value for e in computed], dtype=np.int64)
+        for axes, labels in entries.items():
+            dep, out_labels = labels_through_reshape(in_shape, axes, labels, out_shape)
+            if not dep:
+                continue  # a single channel: nothing to carry
+            zero_copy = [j for j in dep if target is not None and int(target[j]) == 0]
+            if zero_copy and (allowzero or any(j not in axes for j in zero_copy)):
+                ctx.block(labels.reshape(-1), f"{node_label(node)}: shape entry 0 copies a different input axis")
+                continue
+            if computed is not None and not self._computed_ok(node, ctx, computed, dep, out_labels, labels):
+                continue
+            ctx.set_multi(out, dep, out_labels)
+            if target is not None:
+                ctx.needs_rewrite(node)
+
+    @staticmethod
+    def _computed_ok(node, ctx, computed, dep, out_labels, labels) -> bool:
+        for k, j in enumerate(dep):
+            e = computed[j]
+            if e.const or (e.static and not any(ctx.tracked(t).get(a) is not None for t, a in e.deps)):
+                continue  # -1, or constant whatever the input shapes: the rewrite adds the difference
+            t_labels = ctx.tracked(e.dim[0]).get(e.dim[1]) if e.dim is not None else None
+            if t_labels is not None and proportional(ctx, t_labels, out_labels, k, e.num, e.den):
+                if out_labels.ndim > 1:  # each slab along this axis is one unit (a head)
+                    ctx.unite_rows(node.output[0], (j,), np.moveaxis(out_labels, k, 0))
+                ctx.accept(node, 1, e.dim)
+                continue
+            if e.static:  # e.g. the width of a residual stream: not accepted, so the Shape read blocks
+                continue  # those channels, the size stays, and the rewrite adds the difference
+            ctx.block(labels.reshape(-1), f"{node_label(node)}: target entry {j} ({e}) does not follow the "
+                                          f"channels on that axis")
+            return False
+        return True
+
+    def rewrite(self, node, ctx):
+        out = node.output[0]
+        computed = ctx.analysis.program.get(node.input[1]) if node.op_type == "Reshape" else None
+        if computed is None:
+            shape = np.array(ctx.value(node, 1)).copy()
+            for axis in ctx.tracked_axes(out):
+                if shape[axis] > 0:
+                    shape[axis] = int(ctx.kept(out, axis).sum())
+            ctx.set_value(node, 1, shape)
+            return
+        delta = np.zeros(len(computed), dtype=np.int64)
+        for axis in ctx.tracked_axes(out):
+            e = computed[axis]
+            if e.value > 0:
+                delta[axis] = int(ctx.kept(out, axis).sum()) - _after_pruning(e, ctx)
+        if delta.any():
+            ctx.writer.offset_input(node, 1, delta, f"{node.name or out}_pruned_shape")
+
+
+def _after_pruning(e, ctx) -> int:
+    """What a computed shape entry evaluates to in the pruned model."""
+    if e.const or e.dim is None:
+        return e.value  # a constant, or sizes the analysis proved unchanged
+    t, a = e.dim
+    size = int(ctx.kept(t, a).sum()) if a in ctx.analysis.dims.get(t, {}) else ctx.analysis.shapes[t][a]
+    return size * e.num // e.den
+
+
+@register("Expand")
+class ExpandHandler(Handler):
+    """Expand broadcasts x to a shape. A channel axis of x (not of size 1) needs its entry of the
+    shape to be 1 (broadcast keeps it), a constant the rewrite changes, or the size of a channel
+    axis that shrinks in proportion (computed from Shape)."""
+
+    def propagate(self, node, ctx):
+        x, out = node.input[0], node.output[0]
+        tracked = ctx.tracked(x)
+        if not tracked:
+            return
+        const = ctx.const(node.input[1])
+        computed = ctx.computed(node.input[1]) if const is None else None
+        if const is None and computed is None:
+            ctx.block_inputs(node, "target shape is computed at run time by ops the shape analysis cannot follow")
+            return
+        entries = list(computed.reshape(-1)) if computed is not None else None
+        values = [int(v) for v in const.reshape(-1)] if const is not None else [e.value for e in entries]
+        out_rank, rank = ctx.rank(out), ctx.rank(x)
+        for axis, labels in tracked.items():
+            j = axis + out_rank - rank
+            k = j - (out_rank - len(values))
+            if k >= 0 and values[k] not in (1, len(labels)):
+                ctx.block(labels, f"{node_label(node)}: expands the channel axis {axis}")
+                continue
+            if k >= 0 and values[k] != 1 and entries is not None and not entries[k].const:
+                e = entries[k]
+                t = ctx.tracked(e.dim[0]).get(e.dim[1]) if e.dim is not None else None
+                if t is not None and e.num == e.den == 1 and len(t) == len(labels):
+                    ctx.couple(t, labels, f"{node_label(node)}: expands to the size of '{e.dim[0]}'")  # expand_as
+                elif t is None or not proportional(ctx, t, labels, 0, e.num, e.den):
+                    ctx.block(labels, f"{node_label(node)}: target entry {k} ({e}) does not follow the channels")
+                    continue
+                ctx.accept(node, 1, e.dim)
+            elif k >= 0 and values[k] != 1:
+                ctx.needs_rewrite(node)
+            ctx.set_labels(out, j, labels)
+
+    def rewrite(self, node, ctx):
+        out = node.output[0]
+        computed = ctx.analysis.program.get(node.input[1])
+        shape = np.array(ctx.value(node, 1) if computed is None else [e.value for e in computed.reshape(-1)])
+        delta = np.zeros(len(shape), dtype=np.int64)
+        offset = ctx.rank(out) - len(shape)
+        for axis in ctx.tracked_axes(out):
+            k = axis - offset
+            if k >= 0 and shape[k] > 1 and (computed is None or computed.reshape(-1)[k].const):
+                delta[k] = int(ctx.kept(out, axis).sum()) - int(shape[k])
+        if not delta.any():
+            return
+        if computed is None:
+            ctx.set_value(node, 1, (shape + delta).astype(ctx.value(node, 1).dtype))
+        else:
+            ctx.writer.offset_input(node, 1, delta, f"{node.name or out}_pruned_shape")

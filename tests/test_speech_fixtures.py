@@ -1,0 +1,66 @@
+"""Speech encoders as people ship them (models/export_speech_fixtures.py: transformers' Whisper
+encoder, wav2vec2, HuBERT at tiny configs with seeded random weights; TorchScript and dynamo
+exports with dynamic batch; onnxruntime's transformer optimizer). At ratio 0.5 attention heads
+prune in every export, the result verifies, and every group left blocked says why with an op
+that really mixes channels (or the interface)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import onnxprune
+from builders import assert_pruned_ok
+from onnxprune.core.runtime import make_session
+
+FIXTURES = Path(__file__).resolve().parents[1] / "models" / "fixtures" / "speech"
+WHISPER = {"input_features": [2, 40, 100]}
+W2V = {"input_values": [2, 1600]}
+
+# name -> (shapes, least fraction of parameters removed at ratio 0.5). The residual stream (64 wide)
+# feeds LayerNorms and cannot shrink; the rest is heads, FFN and conv channels.
+CASES = {
+    "speech_whisper_ts": (WHISPER, 0.45),
+    "speech_whisper_dynamo": (WHISPER, 0.45),
+    "speech_whisper_ts_ortopt": (WHISPER, 0.45),
+    "speech_wav2vec2_ts": (W2V, 0.38),
+    "speech_wav2vec2_dynamo": (W2V, 0.38),
+    "speech_hubert_ts": (W2V, 0.38),
+}
+MIXING = ("normalises over the channel axis", "reaches graph output", "grouped Conv", "Softmax over the channel axis",
+          "LayerNormalization_output", "layer_norm", "cannot shrink along the channel axis")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_heads_and_channels_prune_in_shipped_exports(name):
+    shapes, least = CASES[name]
+    model = onnx.load(str(FIXTURES / f"{name}.onnx"))
+    r = assert_pruned_ok(model, ratio=0.5, shapes=shapes)
+    heads = [g for g in r.analysis.groups if g.is_heads]
+    assert len(heads) == 2 and all(g.prunable for g in heads), [g.blocked_by for g in heads]
+    removed = 1 - r.after["params"] / r.before["params"]
+    assert removed >= least, f"{removed:.1%}"
+    # dynamic batch survives: the pruned model runs on another batch size
+    feeds = {k: np.random.default_rng(0).standard_normal([5] + v[1:]).astype(np.float32) for k, v in shapes.items()}
+    assert make_session(r.model).run(None, feeds)[0].shape[0] == 5
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_block_names_a_mixing_op_or_the_interface(name):
+    shapes, _ = CASES[name]
+    a = onnxprune.analyze(onnx.load(str(FIXTURES / f"{name}.onnx")), shapes=shapes)
+    for g in a.groups:
+        if g.blocked_by:
+            assert any(word in reason for reason in g.blocked_by for word in MIXING), (g.name, g.blocked_by)
+
+
+def test_group_norm_in_a_dynamo_export_prunes_whole_groups():
+    model = onnx.load(str(FIXTURES / "speech_groupnorm4_dynamo.onnx"))
+    r = assert_pruned_ok(model, ratio=0.5, shapes={"x": [2, 8, 20]})
+    norm = next(n for n in r.model.graph.node if n.op_type == "InstanceNormalization")
+    scale = next(t for t in r.model.graph.initializer if t.name == norm.input[1])
+    assert tuple(scale.dims) == (2,)  # 4 groups of 4 channels -> 2 groups
+    assert [g.size for g in r.analysis.groups if g.prunable] == [4]  # the unit is the group of 4 channels
