@@ -8,16 +8,19 @@ from ..errors import UsageError
 from ..prune import criteria
 
 
-def calibration_feeds(model, data: DataConfig | None, shapes, criterion: str, compensate: str):
-    """The feed dicts of --data (a one-pass generator), or None. Data-aware criteria and compensation require --data."""
-    needs = criteria.needs_data(criterion, compensate)
+def calibration_feeds(model, data: DataConfig | None, shapes, criterion: str, compensate: str, *,
+                      recover: bool = False):
+    """The feed dicts of --data (a one-pass generator), or None. Data-aware criteria and compensation
+    (and --recover) require --data."""
+    needs = criteria.needs_data(criterion, compensate) or recover
     if data is None:
         if needs:
-            what = f"--criterion {criterion}" if criteria.get(criterion).needs_data else f"--compensate {compensate}"
+            what = (f"--criterion {criterion}" if criteria.get(criterion).needs_data else
+                    f"--compensate {compensate}" if compensate != "none" else "--recover")
             raise UsageError(f"{what} needs calibration data: pass --data (audio folder, manifest or .npz dumps)")
         return None
     if not needs:
-        raise UsageError("--data is used only by --criterion activation|reconstruction or --compensate bias|lstsq")
+        raise UsageError("--data is used only by --criterion activation|reconstruction, --compensate bias|lstsq or --recover")
     # --shape fixes the dims analysis and verification use; calibration clips keep their own length
     # where the model's dim is symbolic (a recognizer's time axis), as the model will see in use
     return (ex.feeds for ex in load_examples(model, data))  # streamed: calibration reads it once

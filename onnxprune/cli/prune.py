@@ -17,6 +17,7 @@ from .calibration import calibration_feeds
 from .hints import with_hint
 from .common import describe_written, human, input_option, run_command, shape_option, table, verbose_option, write_json
 from .data_options import data_options
+from .recover import check_recover, run_recovery, with_recover_options
 
 
 @click.command("prune")
@@ -44,22 +45,29 @@ from .data_options import data_options
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-verify", is_flag=True, help="Skip the reference comparison (not recommended).")
 @click.option("--force", is_flag=True, help="Write the output even if verification fails.")
+@with_recover_options
 @data_options("calib")
 @verbose_option
 @run_command("prune")
 def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, allocate, round_to, exclude, shapes, inputs,
-              plan_path, save_plan, report, allow_io_change, atol, rtol, seed, no_verify, force, data, verbose):
+              plan_path, save_plan, report, allow_io_change, atol, rtol, seed, no_verify, force, recover, recover_time,
+              data, verbose):
     """Prune MODEL and write OUTPUT (verified against the reference model by default)."""
     if not 0.0 <= ratio < 1.0:
         raise UsageError(f"--ratio {ratio} is out of range: use 0 <= ratio < 1")
     if round_to < 1:
         raise UsageError(f"--round-to {round_to} must be at least 1")
     check_output_path(model, output)
+    check_recover(recover, data, recover_time)
     plan = Plan.from_json(Path(plan_path).read_text()) if plan_path else None
     onnx_model = load_model(model)
     if allocate == "sensitivity" and (global_ranking or plan is not None):
         raise UsageError("--allocate sensitivity chooses per-group widths itself: drop --global / --plan")
-    calibration = calibration_feeds(onnx_model, data, shapes, criterion, compensate)
+    calibration = calibration_feeds(onnx_model, data, shapes, criterion, compensate, recover=recover)
+    recover_feeds = None
+    if recover:  # read once, used by calibration (when it needs data) and by recovery
+        recover_feeds = list(calibration)
+        calibration = recover_feeds if criteria.needs_data(criterion, compensate) else None
     if allocate == "sensitivity":
         from ..search.auto import allocate_plan
 
@@ -77,8 +85,11 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
                          calibration=calibration, compensate=compensate)
     result = prune(onnx_model, config=config)
     print_summary(result, Path(model).stat().st_size)
+    extra = {}
+    if recover and (force or result.verify is None or result.verify.passed):
+        extra["recover"] = run_recovery(onnx_model, result, recover_feeds, seconds=recover_time, seed=seed)
     if report:
-        write_json(report, result.report())
+        write_json(report, {**result.report(), **extra})
     if save_plan:
         Path(save_plan).write_text(result.plan.to_json())
     if result.calibration_examples:
