@@ -41,7 +41,8 @@ def run_recovery(original, result, feeds, *, seconds: float, seed: int) -> dict:
     rec = recover_pruned(original, result, feeds, RecoverConfig(seconds=seconds, seed=seed))
     result.model = rec.model
     b, a = rec.before, rec.after
-    click.echo(f"recover: {rec.steps} steps in {rec.seconds:.1f}s ({rec.stop}), {rec.trained} initializers updated, "
+    click.echo(f"recover: {rec.steps} steps (stopped by: {rec.stop}), {rec.seconds:.1f}s with conversion and checks, "
+               f"{rec.trained} initializers updated, "
                f"{rec.train_examples} examples to train, {rec.held_out_examples} held out; vs the original on "
                f"the held-out ones: top-1 agreement {b['top1_agreement']:.1f}% -> {a['top1_agreement']:.1f}%, "
                f"SNR {b['snr_db']:.1f} -> {a['snr_db']:.1f} dB, distillation loss {b['loss']:.4g} -> {a['loss']:.4g}")
