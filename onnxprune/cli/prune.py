@@ -85,6 +85,8 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
                          calibration=calibration, compensate=compensate)
     result = prune(onnx_model, config=config)
     print_summary(result, Path(model).stat().st_size)
+    if result.calibration_examples:
+        print_compensation(result)
     extra = {}
     if recover and (force or result.verify is None or result.verify.passed):
         extra["recover"] = run_recovery(onnx_model, result, recover_feeds, seconds=recover_time, seed=seed)
@@ -92,8 +94,6 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
         write_json(report, {**result.report(), **extra})
     if save_plan:
         Path(save_plan).write_text(result.plan.to_json())
-    if result.calibration_examples:
-        print_compensation(result)
     if not force:
         check_verified(result)
     click.echo(f"wrote {describe_written(result.save(output))}")
