@@ -41,11 +41,13 @@ def run_recovery(original, result, feeds, *, seconds: float, seed: int) -> dict:
     rec = recover_pruned(original, result, feeds, RecoverConfig(seconds=seconds, seed=seed))
     result.model = rec.model
     b, a = rec.before, rec.after
+    updated = (f"{rec.trained} initializers updated" if rec.trained else
+               "no held-out improvement (pruned weights kept)")
     click.echo(f"recover: {rec.steps} steps (stopped by: {rec.stop}), {rec.seconds:.1f}s with conversion and checks, "
-               f"{rec.trained} initializers updated, "
-               f"{rec.train_examples} examples to train, {rec.held_out_examples} held out; vs the original on "
-               f"the held-out ones: top-1 agreement {b['top1_agreement']:.1f}% -> {a['top1_agreement']:.1f}%, "
-               f"SNR {b['snr_db']:.1f} -> {a['snr_db']:.1f} dB, distillation loss {b['loss']:.4g} -> {a['loss']:.4g}")
+               f"{updated}, {rec.train_examples} examples to train, {rec.held_out_examples} held out; vs the "
+               f"original on the held-out ones: top-1 agreement {b['top1_agreement']:.1f}% -> "
+               f"{a['top1_agreement']:.1f}%, SNR {b['snr_db']:.1f} -> {a['snr_db']:.1f} dB, distillation loss "
+               f"{b['loss']:.4g} -> {a['loss']:.4g}")
     click.echo(f"recover: graph, interface and shapes unchanged (initializer values only); checker passed; "
                f"onnxruntime equals the trained model (max rel diff {rec.check_diff:.2g})")
     return rec.report()

@@ -51,7 +51,7 @@ class RecoverResult:
     seconds: float = 0.0
     stop: str = ""
     check_diff: float = 0.0  # |torch - onnxruntime| of the converted pruned model (relative)
-    trained: int = 0  # initializers updated
+    trained: int = 0  # initializers updated (0: no held-out improvement, the pruned weights are kept)
     history: list = field(default_factory=list)
     train_examples: int = 0
     held_out_examples: int = 0
@@ -173,13 +173,19 @@ def _recover(original, pruned, feeds, config, features, torch, start) -> Recover
                 if bad >= config.patience:
                     stop = "early stop"
                     break
+    if step % config.eval_every and stop != "early stop":  # the steps since the last evaluation count too
+        v = held_out()
+        history.append((step, v))
+        if v < best:
+            best, best_state = v, student.state()
     student.load_state(best_state)
     model = student.write_back(pruned)
     ensure_same_structure(pruned, model)
     written = check(model, TorchModel(model, extra), checked)  # the file computes what was trained
     fid = fidelity(original, [pruned, model], val, taps)
+    trained = len(student.params) if best < before else 0  # else the pruned weights are kept as they were
     return RecoverResult(model, {"loss": before, **fid[0]}, {"loss": best, **fid[1]}, step,
-                         time.perf_counter() - start, stop, max(diff, written), len(student.params), history,
+                         time.perf_counter() - start, stop, max(diff, written), trained, history,
                          len(train), len(val))
 
 

@@ -25,7 +25,7 @@ ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
 def kws():
     model = onnx.load(ZOO / "kws_dscnn.onnx")
     feeds = [ex.feeds for ex in load_examples(model, DataConfig(str(ZOO / "data/kws/calib/manifest.jsonl"),
-                                                                frontend=str(ZOO / "logmel_frontend.onnx"), limit=12))]
+                                                                frontend=str(ZOO / "logmel_frontend.onnx"), limit=8))]
     return model, feeds
 
 

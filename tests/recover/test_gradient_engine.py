@@ -18,9 +18,8 @@ from onnxprune.recover.engine import TorchModel, check  # noqa: E402
 from onnxprune.core.runtime import make_session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = ["models/zoo/kws_dscnn.onnx", "models/zoo/crnn_ctc_ts.onnx", "models/zoo/crnn_ctc_dynamo.onnx",
-          "models/zoo/intent_lstm.onnx", "models/fixtures/lstm2_dynamo.onnx", "models/fixtures/lstm2_ts.onnx",
-          "models/fixtures/cnn_bigru_ctc_ts.onnx", "models/fixtures/transformer_dynamo.onnx",
+MODELS = ["models/zoo/kws_dscnn.onnx", "models/zoo/crnn_ctc_dynamo.onnx", "models/zoo/intent_lstm.onnx",
+          "models/fixtures/lstm2_dynamo.onnx", "models/fixtures/transformer_dynamo.onnx",
           "models/fixtures/conformer_dynamo.onnx", "onnxprune/assets/kws_dscnn.onnx"]
 
 
@@ -66,7 +65,7 @@ def test_gradients_match_finite_differences(path):
     loss().backward()
     grads = {n: p.grad.clone() for n, p in tm.params.items()}
     assert all(g.abs().sum() > 0 for g in grads.values())
-    for trial in range(3):
+    for trial in range(2):
         v = {n: torch.randn(p.shape, generator=gen, dtype=torch.float64) for n, p in tm.params.items()}
         analytic = float(sum((grads[n] * v[n]).sum() for n in grads))
         errors = []
