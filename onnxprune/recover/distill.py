@@ -39,7 +39,7 @@ class RecoverConfig:
     feature_weight: float = 1.0  # weight of the intermediate-feature loss at the start
     feature_share: float = 0.5  # share of training over which it decays to 0
     seed: int = 0
-    threads: int = 1  # torch threads: small models step fastest on one (2 threads on a loaded 2-core machine: 10x slower)
+    threads: int = 1  # torch threads: small models step fastest on one (2 spin on a loaded 2-core machine)
 
 
 @dataclass

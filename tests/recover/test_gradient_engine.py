@@ -97,3 +97,41 @@ def test_write_back_lands_in_the_right_initializers():
     assert check(written, TorchModel(written), feeds(model), tol=1e-5) <= 1e-5
     with pytest.raises(Exception):
         check(model, tm, feeds(model), tol=1e-5)  # the unperturbed file no longer matches
+
+
+def test_ops_onnx2torch_lacks_match_onnxruntime():
+    """Clip with run-time bounds, Pad-18 with axes, Split-18 num_outputs, ReduceMean-18 axes input,
+    Reshape allowzero=1, GreaterOrEqual-16 in one opset-18 graph."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    f = TensorProto.FLOAT
+    nodes = [
+        helper.make_node("Clip", ["x", "lo", "hi"], ["c"]),
+        helper.make_node("Pad", ["c", "pads", "", "axes"], ["p"], mode="edge"),
+        helper.make_node("Split", ["p"], ["s0", "s1"], axis=2, num_outputs=2),
+        helper.make_node("ReduceMean", ["s0", "raxes"], ["m"], keepdims=1),
+        helper.make_node("Mul", ["s1", "w"], ["sw"]),
+        helper.make_node("Reshape", ["sw", "shape"], ["r"], allowzero=1),
+        helper.make_node("GreaterOrEqual", ["r", "zero"], ["ge"]),
+        helper.make_node("Cast", ["ge"], ["gef"], to=f),
+        helper.make_node("Add", ["r", "gef"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array([1, 2], np.int64), "pads"),
+             numpy_helper.from_array(np.array([2], np.int64), "axes"),
+             numpy_helper.from_array(np.array([1], np.int64), "raxes"),
+             numpy_helper.from_array(np.linspace(-1, 1, 3, dtype=np.float32).reshape(1, 1, 3), "w"),
+             numpy_helper.from_array(np.array([2, -1], np.int64), "shape"),
+             numpy_helper.from_array(np.array(0.0, np.float32), "zero")]
+    graph = helper.make_graph(nodes, "ops", [helper.make_tensor_value_info("x", f, [2, 3, 4]),
+                                             helper.make_tensor_value_info("lo", f, []),
+                                             helper.make_tensor_value_info("hi", f, [])],
+                              [helper.make_tensor_value_info("y", f, None), helper.make_tensor_value_info("m", f, None)],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    rng = np.random.default_rng(0)
+    fs = [{"x": rng.standard_normal((2, 3, 4)).astype(np.float32), "lo": np.array(-0.5, np.float32),
+           "hi": np.array(0.7, np.float32)} for _ in range(2)]
+    tm = TorchModel(model)
+    assert check(model, tm, fs, tol=1e-6) <= 1e-6
+    assert set(tm.params) == {"w"}
