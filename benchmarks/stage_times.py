@@ -31,8 +31,9 @@ from onnxprune.core.io import load_model, save_model  # noqa: E402
 from onnxprune.prune import pipeline  # noqa: E402
 
 
-def resnet50(path: Path, classes: int = 12, seed: int = 0) -> Path:
-    """A ResNet-50 layout (BatchNorm folded into the convs, as exporters leave it)."""
+def resnet50(path: Path, classes: int = 12, seed: int = 0, batchnorm: bool = False) -> Path:
+    """A ResNet-50 layout: BatchNorm folded into the convs (as torch.onnx leaves it), or kept as
+    nodes (`batchnorm`, as tf2onnx and training-mode exports leave it: four more slices per group)."""
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
 
@@ -43,6 +44,13 @@ def resnet50(path: Path, classes: int = 12, seed: int = 0) -> Path:
                       numpy_helper.from_array((rng.standard_normal(cout) * 0.01).astype(np.float32), name + ".b")])
         nodes.append(helper.make_node("Conv", [x, name + ".w", name + ".b"], [name], name=name, kernel_shape=[k, k],
                                       strides=[stride, stride], pads=[k // 2] * 4))
+        if batchnorm:
+            stats = [np.abs(rng.standard_normal(cout)).astype(np.float32) + 0.5, (rng.standard_normal(cout) * 0.1).astype(np.float32),
+                     (rng.standard_normal(cout) * 0.1).astype(np.float32), np.abs(rng.standard_normal(cout)).astype(np.float32) + 0.5]
+            names = [f"{name}.bn.{s}" for s in ("scale", "bias", "mean", "var")]
+            inits.extend(numpy_helper.from_array(v, n) for v, n in zip(stats, names))
+            nodes.append(helper.make_node("BatchNormalization", [name, *names], [name + ".bn"], name=name + "_bn"))
+            name = name + ".bn"
         if not relu:
             return name
         nodes.append(helper.make_node("Relu", [name], [name + ".r"], name=name + "_relu"))
@@ -123,22 +131,61 @@ def stage_times(path: Path, ratio: float) -> dict[str, tuple[float, float]]:
     return clock.times
 
 
+_ONNXSIM = """
+import resource, sys, time, onnx
+from onnxsim.pruning import apply_structured_pruning
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+w, c = time.perf_counter(), cpu()
+apply_structured_pruning(onnx.load(sys.argv[1]), sparsity=float(sys.argv[2]))
+print(time.perf_counter() - w, cpu() - c)
+"""
+
+
+def _onnxsim(python: str, path: Path, ratio: float) -> tuple[float, float]:
+    """Wall and CPU seconds of onnxsim 0.8.1's structured pruning (load + call), in its own venv."""
+    out = subprocess.run([python, "-c", _ONNXSIM, str(path), str(ratio)], check=True, capture_output=True, text=True)
+    wall, cpu = out.stdout.split()[-2:]
+    return float(wall), float(cpu)
+
+
+def _machine() -> str:
+    import platform
+
+    import onnxruntime
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return f"{cpu}, onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}, Python {platform.python_version()}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ratio", type=float, default=0.5)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, help="write the table as markdown here")
+    ap.add_argument("--onnxsim-python", help="python of a venv with onnxsim==0.8.1: also time its structured pruning")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         models = {"resnet50_kws (94 MB)": resnet50(Path(tmp) / "resnet50.onnx"),
+                  "resnet50_kws with BatchNorm nodes": resnet50(Path(tmp) / "resnet50_bn.onnx", batchnorm=True),
                   "kws_dscnn (zoo)": ROOT / "models" / "zoo" / "kws_dscnn.onnx"}
         runs = {name: [stage_times(p, args.ratio) for _ in range(args.repeats)] for name, p in models.items()}
+        for name, p in models.items():
+            for r in runs[name]:
+                r["analysis + rewrite (analyze, score, plan, apply)"] = tuple(
+                    sum(r[s][i] for s in ("analyze", "score", "plan", "apply")) for i in (0, 1))
+                if args.onnxsim_python:
+                    r["onnxsim 0.8.1 apply_structured_pruning (load + call)"] = _onnxsim(args.onnxsim_python, p, args.ratio)
     stages = list(next(iter(runs.values()))[0])
     lines = ["| stage | " + " | ".join(f"{m} wall | {m} CPU" for m in runs) + " |", "|---|" + "---:|---:|" * len(runs)]
     for s in stages:
         cells = [f"{statistics.median(r[s][i] for r in rs):.3f} s" for rs in runs.values() for i in (0, 1)]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
-    text = f"prune --ratio {args.ratio}, median of {args.repeats} runs\n\n" + "\n".join(lines)
+    text = (f"prune --ratio {args.ratio}, median of {args.repeats} runs; {_machine()}\n"
+            "CPU = user + system seconds of the process (wall time on this shared machine mostly measures its "
+            "neighbours)\n\n" + "\n".join(lines))
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

@@ -123,8 +123,11 @@ def _shapes_from(examples: list, overrides: dict) -> dict:
     return {**{k: list(v.shape) for k, v in examples[0].feeds.items()}, **overrides}
 
 
-def run_bench(models: list[str], cfg: BenchConfig) -> dict:
-    """Benchmark `models` (paths); every ratio is relative to the first. Returns a JSON-able dict."""
+def run_bench(models: list[str], cfg: BenchConfig, timer=None) -> dict:
+    """Benchmark `models` (paths); every ratio is relative to the first. Returns a JSON-able dict.
+    `timer.bench(loaded, feed_sets, cfg, provider) -> (seconds per model, memory per model or None,
+    machine)` times elsewhere (distributed.DeviceTimer: on the target device, the same interleaved
+    rounds); fidelity and task metrics are computed here either way."""
     cfg.check()
     if not models:
         raise UsageError("give at least one model")
@@ -142,13 +145,20 @@ def run_bench(models: list[str], cfg: BenchConfig) -> dict:
         feed_sets = [[random_feeds(m.session, m.shapes, cfg.seed + i) for i in range(max(1, cfg.fidelity_inputs))]
                      for m in loaded]
     _check_feeds(loaded, feed_sets)
-    run_fns = [_runner(m.session, feeds) for m, feeds in zip(loaded, feed_sets)]
-    times = time_interleaved(run_fns, TimingPlan(cfg.warmup, None if cfg.duration else cfg.runs, cfg.duration))
+    machine, memories = machine_info(provider, cfg), None
+    if timer is None:
+        run_fns = [_runner(m.session, feeds) for m, feeds in zip(loaded, feed_sets)]
+        times = time_interleaved(run_fns, TimingPlan(cfg.warmup, None if cfg.duration else cfg.runs, cfg.duration))
+    else:
+        times, memories, device = timer.bench(loaded, feed_sets, cfg, provider)
+        machine = {**machine, **device, "timed_on": timer.name}
     results = []
-    for m, t in zip(loaded, times):
+    for i, (m, t) in enumerate(zip(loaded, times)):
         entry = {"name": m.name, "path": m.path, **m.static_figures(), "session_ms": m.session_ms,
                  "latency": summarize(t), "inputs": m.shapes, "output": m.output}
-        if cfg.memory:
+        if memories is not None:
+            entry["memory"] = memories[i]
+        elif cfg.memory:
             entry["memory"] = memory.measure(m.path, provider=provider, shapes=m.shapes, threads=cfg.threads,
                                              inter_threads=cfg.inter_threads, opt_level=cfg.opt_level, seed=cfg.seed,
                                              spin=cfg.spin)
@@ -163,7 +173,7 @@ def run_bench(models: list[str], cfg: BenchConfig) -> dict:
     if cfg.task is not None:
         for entry, outs in zip(results, outputs):
             entry["task"] = evaluate(cfg.task, examples, outs)
-    return {"machine": machine_info(provider, cfg),
+    return {"machine": machine,
             "timing": {"warmup": cfg.warmup, "runs": cfg.runs if not cfg.duration else None, "duration_s": cfg.duration,
                        "interleaved": "round-robin, one run per model per round, order rotated each round",
                        "inputs": f"--data {cfg.data.path} ({len(examples)} examples, cycled)" if examples

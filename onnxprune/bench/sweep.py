@@ -10,10 +10,12 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+import onnx
+
 from ..core import external
-from ..prune.pipeline import PruneConfig, prune
+from ..core.io import load_model, model_bytes, save_model
 from ..errors import UsageError
-from ..core.io import load_model, save_model
+from ..prune.pipeline import PruneConfig, prune
 from .evaluate import BenchConfig, run_bench
 from .tasks import TASK_QUALITY
 
@@ -57,15 +59,17 @@ def quality_of(entry: dict, task: str | None, fidelity_key: str) -> tuple[str, f
 
 
 def run_sweep(model_path: str, ratios: list[float], prune_cfg: PruneConfig, bench_cfg: BenchConfig,
-              out_dir: str, fidelity_key: str = "top1") -> dict:
+              out_dir: str, fidelity_key: str = "top1", executor=None, timer=None) -> dict:
     """Sweep results as a JSON-able dict. On any error the files it wrote (and `out_dir`, if it
-    created it) are removed, so a failed sweep leaves no partial output."""
+    created it) are removed, so a failed sweep leaves no partial output. `executor`
+    (core.executor) prunes the ratios in parallel, each from the model's bytes, to the same files;
+    `timer` is run_bench's timing hook (e.g. on a target device)."""
     out = Path(out_dir)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     try:
-        return _sweep(model_path, ratios, prune_cfg, bench_cfg, out, fidelity_key, written)
+        return _sweep(model_path, ratios, prune_cfg, bench_cfg, out, fidelity_key, written, executor, timer)
     except BaseException:
         for f in written:
             f.unlink(missing_ok=True)
@@ -74,33 +78,78 @@ def run_sweep(model_path: str, ratios: list[float], prune_cfg: PruneConfig, benc
         raise
 
 
-def _sweep(model_path, ratios, prune_cfg, bench_cfg, out: Path, fidelity_key: str, written: list) -> dict:
+def prune_at(context, ratio: float) -> dict:
+    """One sweep point: (verify summary, the pruned model's bytes when verified or unverified)."""
+    model, cfg = context
+    with external.scratch():  # only the bytes are used afterwards
+        result = prune(model, config=dataclasses.replace(cfg, ratio=ratio))
+        v = result.verify
+        keep = v is None or v.passed
+        return {"bytes": model_bytes(result.model) if keep else None, "resized_io": result.resized_io,
+                "verify": None if v is None else {"passed": v.passed, "message": v.message,
+                                                   "max_abs_diff": v.max_abs_diff}}
+
+
+class PruneWork:
+    """The model's bytes and the prune options: what a worker needs for any ratio."""
+
+    def __init__(self, model: onnx.ModelProto, cfg: PruneConfig):
+        import uuid
+
+        self.model, self.cfg, self.key = model_bytes(model), cfg, uuid.uuid4().hex
+
+    def materialize(self):
+        return onnx.ModelProto.FromString(self.model), self.cfg
+
+
+def _remote(model, ratios: list[float], cfg: PruneConfig, executor) -> dict:
+    """ratio -> prune_at's result, or {"error": line} for a ratio whose task failed."""
+    done = {}
+    for out in executor.map(prune_at, [r for r in ratios if r != 0], context=PruneWork(model, cfg), title="sweep",
+                            label=lambda r: f"ratio {r:g}"):
+        done[out.item] = out.value if out.ok else {"error": out.error}
+    return done
+
+
+def _sweep(model_path, ratios, prune_cfg, bench_cfg, out: Path, fidelity_key: str, written: list, executor=None,
+           timer=None) -> dict:
     model = load_model(model_path)
     stem = Path(model_path).stem
     paths, names, points, failed = [str(model_path)], ["original"], [], []
+    remote = _remote(model, ratios, prune_cfg, executor) if executor is not None else {}
     for ratio in ratios:
         if ratio == 0:
             points.append({"ratio": 0.0, "model": "original", "path": str(model_path)})
             continue
-        with external.scratch():  # only the saved file is used afterwards
-            result = prune(model, config=dataclasses.replace(prune_cfg, ratio=ratio))
-            v, resized_io = result.verify, result.resized_io
-            if v is None or v.passed:
-                target = out / f"{stem}_r{ratio:g}.onnx".replace("0.", "0p")
-                written.extend(save_model(result.model, target))
-            del result
-        if v is not None and not v.passed:
-            failed.append({"ratio": ratio, "message": v.message})
+        target = out / f"{stem}_r{ratio:g}.onnx".replace("0.", "0p")
+        if executor is None:
+            with external.scratch():  # only the saved file is used afterwards
+                result = prune(model, config=dataclasses.replace(prune_cfg, ratio=ratio))
+                v, resized_io = result.verify, result.resized_io
+                if v is None or v.passed:
+                    written.extend(save_model(result.model, target))
+                del result
+            v = None if v is None else {"passed": v.passed, "message": v.message, "max_abs_diff": v.max_abs_diff}
+        else:
+            got = remote[ratio]
+            if "error" in got:
+                failed.append({"ratio": ratio, "message": got["error"]})
+                continue
+            v, resized_io = got["verify"], got["resized_io"]
+            if v is None or v["passed"]:
+                written.extend(save_model(onnx.ModelProto.FromString(got["bytes"]), target))
+        if v is not None and not v["passed"]:
+            failed.append({"ratio": ratio, "message": v["message"]})
             continue
         name = f"r={ratio:g}"
         paths.append(str(target))
         names.append(name)
         points.append({"ratio": ratio, "model": name, "path": str(target),
-                       "max_abs_diff_vs_reference": v.max_abs_diff if v else None,
+                       "max_abs_diff_vs_reference": v["max_abs_diff"] if v else None,
                        "resized_io": resized_io})
     if 0.0 not in ratios:
         points.insert(0, {"ratio": 0.0, "model": "original", "path": str(model_path)})
-    bench = run_bench(paths, dataclasses.replace(bench_cfg, names=tuple(names)))
+    bench = run_bench(paths, dataclasses.replace(bench_cfg, names=tuple(names)), timer=timer)
     by_name = {m["name"]: m for m in bench["models"]}
     for p in points:
         m = by_name[p["model"]]

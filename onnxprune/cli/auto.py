@@ -17,6 +17,8 @@ from ..prune import criteria
 from .common import describe_written, run_command, shape_option, verbose_option, write_json
 from .bench import task_options
 from .data_options import data_options
+from .ray_options import device_timer, executor_for, ray_option
+from .depth import print_steps
 
 
 def _goal(speedup, macs, params) -> tuple[str, float]:
@@ -84,12 +86,17 @@ def _shown(metrics: dict, key: str) -> float:
 @click.option("--report", type=click.Path(dir_okay=False), help="Write the trajectory and result as JSON.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of metric vs MACs/speedup per step.")
 @click.option("--no-cache", is_flag=True, help="Re-measure the latency model even if cached.")
+@ray_option
+@click.option("--latency-on", metavar="RESOURCE", help="Time every latency measurement on the Ray worker holding this "
+              "custom resource, e.g. device:pi5 (implies --ray; scoring and rewriting stay here).")
+@click.option("--depth", is_flag=True, help="First drop residual blocks (measured gain per unit of sensitivity, within "
+                                            "the budget), then search widths for what is left of the goal.")
 @verbose_option
 @run_command("auto")
 def auto(model, output, target_speedup, target_macs, target_params, max_drop, min_snr, criterion, compensate, round_to,
          exclude, shapes,
          allow_io_change, provider, threads, runs, latency_model, calib, n_eval, data, max_evals, time_limit, seed,
-         save_plan, report, plot, no_cache, verbose, **task_kw):
+         save_plan, report, plot, no_cache, depth, verbose, ray_address, latency_on, **task_kw):
     """Prune MODEL to a goal within a metric budget; write OUTPUT (verified like prune)."""
     goal, target = _goal(target_speedup, target_macs, target_params)
     if max_drop is None and min_snr is None:
@@ -98,12 +105,14 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
         raise UsageError(f"--round-to {round_to} must be at least 1")
     search = AutoConfig(goal=goal, target=target, max_drop=max_drop, min_snr=min_snr, calib=calib, n_eval=n_eval,
                         latency=latency_model, provider=provider, threads=threads, runs=runs, cache=not no_cache,
-                        max_evals=max_evals, time_limit=time_limit)
+                        max_evals=max_evals, time_limit=time_limit, depth=depth)
     config = PruneConfig(ratio=0.0, criterion=criterion, compensate=compensate, round_to=round_to,
                          exclude=tuple(exclude), shapes=shapes, allow_io_change=allow_io_change, seed=seed)
     check_output_path(model, output)
     source = f"--data {data.path}" if data else "seeded random inputs"
     evaluate, metric, metric_name = _task_evaluator(model, data, task_kw, n_eval, shapes)
+    executor = executor_for(ray_address, needed=latency_on is not None)
+    timer = device_timer(executor, latency_on, provider) if latency_on else None
 
     def on_sensitivity(sens):
         click.echo(f"sensitivity: {len(sens.sizes)} groups, {sens.passes} forward passes ({sens.seconds:.1f}s) on "
@@ -113,6 +122,12 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
     def on_latency(lat):
         click.echo(f"latency model: {provider}, {threads} thread(s), original {lat.base_ms:.3f} ms; "
                    + ("cached" if lat.cached else f"{lat.passes} timed passes ({lat.seconds:.1f}s)"))
+
+    def on_depth(e):
+        m = e["metrics"]
+        click.echo(f"block {e['block']} ({e['kind']}): nmse alone {e['nmse_alone']:.3g}, gain alone "
+                   f"{100 * e['gain_alone']:.1f}% | top1 {m['top1_agreement']:.1f}% (drop {e['drop']:.2f}), "
+                   f"SNR {m['snr_db']:.1f} dB | {'dropped' if e['accepted'] else 'over budget, kept'}")
 
     def progress(e):
         speed = f"{e['predicted_speedup']:.2f}x pred | " if "predicted_speedup" in e else ""
@@ -130,12 +145,14 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
                    f"| params {100 * e['params']:.1f}% | {metric} | {'ok' if e['accepted'] else 'over budget, step back'}")
 
     done = auto_prune(model, replace(search, metric=metric), config, data=data, evaluate=evaluate,
-                      on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress)
+                      on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress, on_depth=on_depth,
+                      executor=executor, timer=timer)
     found, speedup = done.search, done.measured_speedup
     n_used = len(evaluate.examples) if evaluate is not None else n_eval
     from .prune import print_summary
 
     print_summary(done.result, Path(model).stat().st_size)
+    print_steps(done.result)
     budget = " and ".join(([f"drop <= {max_drop:g}"] if max_drop is not None else [])
                           + ([f"SNR >= {min_snr:g} dB"] if min_snr is not None else []))
     unit = "x" if goal == "speedup" else f" of the original's {goal}"

@@ -14,6 +14,7 @@ from ..bench.report import jsonable, markdown, terminal
 from ..bench.tasks import TASKS, TaskConfig
 from .common import run_command, shape_option, verbose_option, write_json
 from .data_options import data_options
+from .ray_options import device_timer, executor_for, on_option, ray_option
 
 
 def session_options(f):
@@ -81,15 +82,21 @@ def command_line() -> str:
 @task_options
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write every figure as JSON.")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Write the tables as markdown.")
+@ray_option
+@on_option
 @verbose_option
 @run_command("bench")
-def bench(models, data, json_path, md_path, verbose, **kw):
+def bench(models, data, json_path, md_path, verbose, ray_address, on, **kw):
     """Time MODELS interleaved on one execution provider; every ratio is relative to the first."""
     for path in (json_path, md_path):
         if path and Path(path).resolve() in {Path(m).resolve() for m in models}:
             from ..errors import UsageError
             raise UsageError(f"{path} is one of the models; choose another output file")
-    result = run_bench(list(models), bench_config(kw, data))
+    cfg = bench_config(kw, data)
+    timer = None
+    if ray_address is not None or on is not None:  # the timing runs on a worker (the one holding --on)
+        timer = device_timer(executor_for(ray_address, needed=True), on, cfg.provider)
+    result = run_bench(list(models), cfg, timer=timer)
     click.echo(terminal(result))
     if json_path:
         write_json(json_path, jsonable({**result, "command": command_line()}))

@@ -8,10 +8,10 @@ from ..errors import UsageError
 from ..prune import criteria
 
 
-def calibration_feeds(model, data: DataConfig | None, shapes, criterion: str, compensate: str, *,
+def calibration_feeds(model, data: DataConfig | None, shapes, criterion: str, compensate: str, *, lowrank: bool = False,
                       recover: bool = False):
-    """The feed dicts of --data (a one-pass generator), or None. Data-aware criteria and compensation
-    (and --recover) require --data."""
+    """The feed dicts of --data (a one-pass generator; a list when low-rank or --recover reads them too), or None.
+    Data-aware criteria and compensation (and --recover) require --data; low-rank factorization uses it when given."""
     needs = criteria.needs_data(criterion, compensate) or recover
     if data is None:
         if needs:
@@ -19,8 +19,11 @@ def calibration_feeds(model, data: DataConfig | None, shapes, criterion: str, co
                     f"--compensate {compensate}" if compensate != "none" else "--recover")
             raise UsageError(f"{what} needs calibration data: pass --data (audio folder, manifest or .npz dumps)")
         return None
-    if not needs:
-        raise UsageError("--data is used only by --criterion activation|reconstruction, --compensate bias|lstsq or --recover")
+    if not needs and not lowrank:
+        raise UsageError("--data is used only by --criterion activation|reconstruction, --compensate bias|lstsq, "
+                         "--recover or --low-rank/--rank")
+    if lowrank or recover:
+        return [ex.feeds for ex in load_examples(model, data)]
     # --shape fixes the dims analysis and verification use; calibration clips keep their own length
     # where the model's dim is symbolic (a recognizer's time axis), as the model will see in use
     return (ex.feeds for ex in load_examples(model, data))  # streamed: calibration reads it once

@@ -9,6 +9,7 @@ from ..api import analyze, model_stats
 from ..core.io import load_model
 from ..prune.plan import group_names
 from ..core.shapes import parse_input_values
+from .depth import print_blocks
 from .hints import hint, with_hint
 from .common import human, input_option, run_command, shape_option, table, verbose_option, write_json
 
@@ -20,9 +21,10 @@ from .common import human, input_option, run_command, shape_option, table, verbo
 @click.option("--exclude", multiple=True, metavar="NAME", help="Node or initializer to leave alone (repeatable).")
 @click.option("--allow-io-change", is_flag=True, help="Let groups that reach graph inputs/outputs be pruned.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the analysis as JSON.")
+@click.option("--block-sensitivity", is_flag=True, help="Measure each removable block alone (nmse vs the original).")
 @verbose_option
 @run_command("inspect")
-def inspect(model, shapes, inputs, exclude, allow_io_change, json_path, verbose):
+def inspect(model, shapes, inputs, exclude, allow_io_change, json_path, block_sensitivity, verbose):
     """Show the prunable groups of MODEL (and why the others are blocked)."""
     onnx_model = load_model(model)
     analysis = analyze(onnx_model, shapes=shapes, exclude=exclude, allow_io_change=allow_io_change,
@@ -41,6 +43,7 @@ def inspect(model, shapes, inputs, exclude, allow_io_change, json_path, verbose)
     for note in analysis.notes:
         click.echo(f"note: {note}")
     click.echo("ops: " + ", ".join(f"{k} {v}" for k, v in stats["ops"].items()))
+    blocks = print_blocks(onnx_model, analysis.input_shapes, analysis.input_values, sensitivity=block_sensitivity)
     if verbose:
         for g in analysis.groups:
             for reason in g.blocked_by[1:]:
@@ -52,4 +55,5 @@ def inspect(model, shapes, inputs, exclude, allow_io_change, json_path, verbose)
             "groups": [{"name": names[g.id], "unit": g.unit, "size": g.size, "prunable": g.prunable, "blocked_by": g.blocked_by or None,
                         "blocked": [dict(r.to_dict(), hint=hint(r)) for r in g.blocked_by] or None,
                         "sources": g.members()} for g in analysis.groups],
+            "blocks": blocks,
         })

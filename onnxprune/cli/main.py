@@ -6,6 +6,7 @@ import click
 
 from .. import __version__
 from .auto import auto
+from .batch import batch
 from .bench import bench
 from .demo import demo
 from .inspect import inspect
@@ -21,5 +22,5 @@ def main():
 
 
 
-for _command in (inspect, prune_cmd, demo, bench, sweep, quantize, auto):
+for _command in (inspect, prune_cmd, demo, bench, sweep, quantize, auto, batch):
     main.add_command(_command)

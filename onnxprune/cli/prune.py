@@ -17,6 +17,7 @@ from .calibration import calibration_feeds
 from .hints import with_hint
 from .common import describe_written, human, input_option, run_command, shape_option, table, verbose_option, write_json
 from .data_options import data_options
+from .depth import block_names, depth_options, parse_ranks, print_steps
 from .recover import check_recover, run_recovery, with_recover_options
 
 
@@ -47,11 +48,12 @@ from .recover import check_recover, run_recovery, with_recover_options
 @click.option("--force", is_flag=True, help="Write the output even if verification fails.")
 @with_recover_options
 @data_options("calib")
+@depth_options
 @verbose_option
 @run_command("prune")
 def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, allocate, round_to, exclude, shapes, inputs,
               plan_path, save_plan, report, allow_io_change, atol, rtol, seed, no_verify, force, recover, recover_time,
-              data, verbose):
+              data, drop_blocks, low_rank, ranks, low_rank_method, verbose):
     """Prune MODEL and write OUTPUT (verified against the reference model by default)."""
     if not 0.0 <= ratio < 1.0:
         raise UsageError(f"--ratio {ratio} is out of range: use 0 <= ratio < 1")
@@ -61,13 +63,15 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     check_recover(recover, data, recover_time)
     plan = Plan.from_json(Path(plan_path).read_text()) if plan_path else None
     onnx_model = load_model(model)
+    if allocate == "sensitivity" and (drop_blocks or low_rank is not None or ranks):
+        raise UsageError("--allocate sensitivity does not combine with --drop-blocks/--low-rank/--rank yet")
     if allocate == "sensitivity" and (global_ranking or plan is not None):
         raise UsageError("--allocate sensitivity chooses per-group widths itself: drop --global / --plan")
-    calibration = calibration_feeds(onnx_model, data, shapes, criterion, compensate, recover=recover)
-    recover_feeds = None
-    if recover:  # read once, used by calibration (when it needs data) and by recovery
-        recover_feeds = list(calibration)
-        calibration = recover_feeds if criteria.needs_data(criterion, compensate) else None
+    lowrank = low_rank is not None or bool(ranks) or bool(plan is not None and plan.ranks)
+    calibration = calibration_feeds(onnx_model, data, shapes, criterion, compensate, lowrank=lowrank, recover=recover)
+    recover_feeds = calibration if recover else None  # a list: read once, used by calibration and recovery
+    if recover and not lowrank and not criteria.needs_data(criterion, compensate):
+        calibration = None
     if allocate == "sensitivity":
         from ..search.auto import allocate_plan
 
@@ -82,9 +86,11 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     config = PruneConfig(ratio=ratio, criterion=criterion, global_ranking=global_ranking, round_to=round_to,
                          exclude=tuple(exclude), shapes=shapes, verify=not no_verify, atol=atol, rtol=rtol,
                          seed=seed, allow_io_change=allow_io_change, plan=plan, inputs=parse_input_values(inputs),
-                         calibration=calibration, compensate=compensate)
+                         calibration=calibration, compensate=compensate, drop_blocks=block_names(drop_blocks),
+                         low_rank=low_rank, ranks=parse_ranks(ranks), low_rank_method=low_rank_method)
     result = prune(onnx_model, config=config)
     print_summary(result, Path(model).stat().st_size)
+    print_steps(result, onnx_model)
     if result.calibration_examples:
         print_compensation(result)
     extra = {}
@@ -97,7 +103,8 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     if not force:
         check_verified(result)
     click.echo(f"wrote {describe_written(result.save(output))}")
-    if result.verify is not None and not result.verify.passed:
+    if (result.verify is not None and not result.verify.passed) or \
+            any(s["verify"] is not None and not s["verify"]["passed"] for s in result.steps):
         return "FAILED"
     return "PASSED"
 

@@ -20,6 +20,7 @@ from .calibration import calibration_feeds
 from .bench import bench_config, command_line, session_options, task_options
 from .common import run_command, table, verbose_option, write_json
 from .data_options import data_options
+from .ray_options import device_timer, executor_for, on_option, ray_option
 
 # Prune options forwarded to PruneConfig: each option's destination name is a PruneConfig field,
 # so a new pruning option (e.g. --compensate) is one more line here and nothing else.
@@ -63,9 +64,11 @@ def prune_config(kw: dict) -> PruneConfig:
               help="Fidelity metric plotted when there is no --task.")
 @click.option("--fidelity-inputs", type=int, default=32, show_default=True, help="Seeded inputs for fidelity without --data.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="onnxprune-sweep", show_default=True)
+@ray_option
+@on_option
 @verbose_option
 @run_command("sweep")
-def sweep(model, ratios, data, split, quality, fidelity_inputs, out_dir, verbose, **kw):
+def sweep(model, ratios, data, split, quality, fidelity_inputs, out_dir, verbose, ray_address, on, **kw):
     """Prune MODEL at each ratio (verified), benchmark every result against it, plot the trade-off."""
     ratio_list = parse_ratios(ratios)
     if kw.get("round_to", 1) < 1:
@@ -79,7 +82,9 @@ def sweep(model, ratios, data, split, quality, fidelity_inputs, out_dir, verbose
             click.echo("note: calibrating and evaluating on the same files; --holdout 0.2 keeps them apart")
     bcfg = dataclasses.replace(bench_config(kw, eval_data), fidelity_inputs=fidelity_inputs)
     bcfg.check()
-    result = run_sweep(model, ratio_list, pcfg, bcfg, out_dir, fidelity_key=quality)
+    executor = executor_for(ray_address, needed=on is not None)
+    timer = device_timer(executor, on, bcfg.provider) if on else None
+    result = run_sweep(model, ratio_list, pcfg, bcfg, out_dir, fidelity_key=quality, executor=executor, timer=timer)
     from ..bench.plot import plot_sweep
 
     out = Path(out_dir)

@@ -225,6 +225,19 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> list[Path]:
     return written
 
 
+def model_bytes(model: onnx.ModelProto) -> bytes:
+    """Self-contained serialised model (weights kept on disk are read in; IR clamped as `save_model`
+    does), for sending to another process or machine. Over 2 GiB is a one-line error."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    if external.has_external(copy):
+        external.read_in(copy)
+    clamp_ir_version(copy)
+    if not _fits_bytesize(copy) or copy.ByteSize() >= 2**31:
+        raise UsageError("a model over 2 GiB cannot be sent to another process as one message")
+    return copy.SerializeToString()
+
+
 def _fits_bytesize(model: onnx.ModelProto) -> bool:
     try:
         model.ByteSize()

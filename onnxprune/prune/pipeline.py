@@ -27,9 +27,11 @@ from ..core.io import fingerprint, load_model, save_model
 from ..core.shapes import infer_value_shapes, parse_input_values, parse_shape_specs
 from ..errors import OnnxpruneError, UsageError, VerificationError
 from . import criteria
+from .depth import depth_step
+from .lowrank import METHODS as LOWRANK_METHODS, choose_ranks, lowrank_step
 from .plan import Plan, group_names, make_plan, removed_classes
 from .rewrite import apply_removal, io_masks
-from .verify import VerifyResult, full_check, verify
+from .verify import VerifyResult, verify
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class PruneConfig:
     inputs: dict | None = None  # NAME -> values fed instead of random ones (e.g. {"sr": [16000]})
     calibration: Sequence[dict] | None = None  # feed dicts for data-aware criteria and compensation
     compensate: str = "none"  # none | bias | lstsq (see calibration/compensate.py)
+    drop_blocks: tuple[str, ...] = ()  # residual blocks removed before widths (prune/depth.py; inspect lists them)
+    low_rank: float | None = None  # share of each eligible layer's MACs removed by factorization (prune/lowrank.py)
+    ranks: dict | None = None  # layer -> rank, instead of low_rank
+    low_rank_method: str = "whiten"  # whiten | asvd | svd (data-aware ones read `calibration`)
 
     def __post_init__(self):
         if not 0.0 <= self.ratio < 1.0:
@@ -63,6 +69,16 @@ class PruneConfig:
             object.__setattr__(self, "shapes", parse_shape_specs(self.shapes))
         if self.inputs is not None and not isinstance(self.inputs, dict):
             object.__setattr__(self, "inputs", parse_input_values(self.inputs))
+        if not isinstance(self.drop_blocks, tuple):
+            object.__setattr__(self, "drop_blocks", tuple(self.drop_blocks))
+        if self.low_rank is not None and not 0.0 < self.low_rank < 1.0:
+            raise UsageError(f"low_rank {self.low_rank} is out of range: use 0 < RATIO < 1 "
+                             f"(the share of each layer's MACs to remove)")
+        if self.plan is not None and ((self.drop_blocks and list(self.drop_blocks) != self.plan.blocks)
+                                      or self.low_rank is not None or self.ranks):
+            raise UsageError("a plan replays its own blocks and ranks: drop --drop-blocks/--low-rank/--rank")
+        if self.low_rank_method not in LOWRANK_METHODS:
+            raise UsageError(f"unknown low-rank method '{self.low_rank_method}' (choose from {', '.join(LOWRANK_METHODS)})")
 
     @property
     def needs_data(self) -> bool:
@@ -94,6 +110,7 @@ class PruneResult:
     resized_io: list[dict] = field(default_factory=list)
     compensation: list[dict] = field(default_factory=list)  # one row per consumer that lost inputs
     calibration_examples: int = 0
+    steps: list[dict] = field(default_factory=list)  # depth / lowrank stages, each with its own verification
 
     def save(self, path) -> list:
         """Write the pruned model (weights read from disk go to `<name>.data`); returns the files."""
@@ -114,6 +131,7 @@ class PruneResult:
                        "inputs": self.analysis.input_values or None,
                        "compensate": self.config.compensate, "calibration_examples": self.calibration_examples},
             "compensation": self.compensation,
+            **({"steps": self.steps} if self.steps else {}),
             "seconds": round(self.seconds, 3),
         }
 
@@ -137,6 +155,8 @@ class State:
     pruned: onnx.ModelProto | None = None
     reference: onnx.ModelProto | None = None
     verify: VerifyResult | None = None
+    original: onnx.ModelProto | None = None  # the input model when DropBlocks replaced `model`
+    steps: list[dict] = field(default_factory=list)  # reports of the depth / lowrank steps
 
 
 class Step:
@@ -168,7 +188,47 @@ class Analyze(Step):
 
     def call(self, st):
         st.analysis = analyze_model(st.model, **st.config.analyze_options())
-        st.fingerprint = fingerprint(st.model)
+        st.fingerprint = fingerprint(st.original if st.original is not None else st.model)
+
+
+class DropBlocks(Step):
+    """Depth, before the width analysis: the named residual blocks (config or plan) go; ensures the
+    result equals the original with their last projections zeroed (prune/depth.py)."""
+    name = "depth"
+
+    def call(self, st):
+        c = st.config
+        names = c.plan.blocks if c.plan is not None else c.drop_blocks
+        if names:
+            st.original = st.model
+            st.model, info = depth_step(st.model, names, shapes=c.analyze_options()["shapes"], values=c.inputs,
+                                        check=c.verify, atol=c.atol, rtol=c.rtol, seed=c.seed)
+            st.steps.append(info)
+
+
+class Factorize(Step):
+    """Low rank, after widths: factorizes what remains; ensures the result equals the model holding
+    A.B in the original layers (prune/lowrank.py). Records the ranks in the plan."""
+    name = "lowrank"
+
+    def requires(self, st):
+        self.need(st, "pruned", "plan", "analysis")
+
+    def call(self, st):
+        c = st.config
+        replay = c.plan is not None
+        ranks = dict(c.plan.ranks) if replay else choose_ranks(st.pruned, ratio=c.low_rank, ranks=c.ranks,
+                                                               round_to=c.round_to, exclude=c.exclude)
+        if not ranks:
+            return
+        method = st.plan.meta.get("lowrank_method", c.low_rank_method) if replay else c.low_rank_method
+        a = st.analysis
+        st.pruned, info = lowrank_step(st.pruned, ranks, method=method, calibration=c.calibration,
+                                       shapes=a.input_shapes, values=a.input_values, check=c.verify, atol=c.atol,
+                                       rtol=c.rtol, seed=c.seed)
+        st.steps.append(info)
+        st.plan.ranks = ranks
+        st.plan.meta["lowrank_method"] = info["method"]
 
 
 class Calibrate(Step):
@@ -259,7 +319,7 @@ class Apply(Step):
         if self.verify and c.verify:
             a = st.analysis
             st.verify = verify(st.pruned, st.reference, a.input_shapes, atol=c.atol, rtol=c.rtol,
-                               original_checker_error=full_check(st.model), seeds=(c.seed, c.seed + 1),
+                               original=st.model, seeds=(c.seed, c.seed + 1),
                                io=io_masks(a, st.removed), values=a.input_values, paths=a.paths)
 
 
@@ -279,13 +339,16 @@ def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> Pru
     config = config or PruneConfig(**options)
     start = time.perf_counter()
     model = model_or_path if isinstance(model_or_path, onnx.ModelProto) else load_model(model_or_path)
-    st = run(model, config, (*PREPARE, MakePlan(), Compensate(), Apply()))
+    st = run(model, config, (DropBlocks(), *PREPARE, MakePlan(), Compensate(), Apply(), Factorize()))
+    if st.original is not None:
+        st.plan.blocks = list(config.plan.blocks if config.plan is not None else config.drop_blocks)
     return _result(st, time.perf_counter() - start)
 
 
 def _result(st: State, seconds: float) -> PruneResult:
     analysis, plan, config = st.analysis, st.plan, st.config
-    before = model_stats(st.model, analysis.shapes)
+    before = model_stats(st.model, analysis.shapes) if st.original is None else \
+        model_stats(st.original, infer_value_shapes(st.original, analysis.input_shapes, analysis.input_values))
     try:
         after_shapes = infer_value_shapes(st.pruned, analysis.input_shapes, analysis.input_values)
     except Exception:
@@ -307,7 +370,7 @@ def _result(st: State, seconds: float) -> PruneResult:
     resized = [{"name": name, "kind": kind, "axis": axis, "old": len(keep), "new": int(keep.sum())}
                for name, (axis, keep, kind) in io_masks(analysis, st.removed).items()]
     return PruneResult(st.pruned, st.reference, plan, analysis, st.verify, before, after, groups, layers,
-                       seconds, config, resized, st.compensation, st.calib.examples if st.calib else 0)
+                       seconds, config, resized, st.compensation, st.calib.examples if st.calib else 0, st.steps)
 
 
 def model_stats(model: onnx.ModelProto, value_shapes: dict) -> dict:
@@ -347,6 +410,9 @@ def _data_info(analysis: Analysis, config: PruneConfig, calib) -> dict[str, dict
 def check_verified(result: PruneResult) -> None:
     if result.verify is not None and not result.verify.passed:
         raise VerificationError(f"verification failed: {result.verify.message}")
+    for step in result.steps:
+        if step["verify"] is not None and not step["verify"]["passed"]:
+            raise VerificationError(f"{step['step']} verification failed: {step['verify']['message']}")
 
 
 def with_plan(config: PruneConfig, plan: Plan, **changes) -> PruneConfig:

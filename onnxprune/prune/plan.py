@@ -22,11 +22,17 @@ class Plan:
     groups: dict[str, list[int]] = field(default_factory=dict)  # group name -> kept channel indices
     sizes: dict[str, int] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    blocks: list[str] = field(default_factory=list)  # residual blocks dropped before widths (prune/depth.py)
+    ranks: dict[str, int] = field(default_factory=dict)  # layer -> rank, factorized after widths (prune/lowrank.py)
 
     def to_json(self) -> str:
-        return json.dumps({"format": PLAN_FORMAT, "fingerprint": self.fingerprint, "meta": self.meta,
-                           "groups": {k: {"size": self.sizes[k], "keep": v} for k, v in self.groups.items()}},
-                          indent=1)
+        data = {"format": PLAN_FORMAT, "fingerprint": self.fingerprint, "meta": self.meta,
+                "groups": {k: {"size": self.sizes[k], "keep": v} for k, v in self.groups.items()}}
+        if self.blocks:  # written only when used: width-only plans keep their bytes
+            data["blocks"] = list(self.blocks)
+        if self.ranks:
+            data["lowrank"] = dict(self.ranks)
+        return json.dumps(data, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> "Plan":
@@ -38,7 +44,8 @@ class Plan:
             raise UsageError(f"plan format is not {PLAN_FORMAT}")
         groups = {k: list(map(int, v["keep"])) for k, v in data["groups"].items()}
         sizes = {k: int(v["size"]) for k, v in data["groups"].items()}
-        return cls(data["fingerprint"], groups, sizes, data.get("meta", {}))
+        return cls(data["fingerprint"], groups, sizes, data.get("meta", {}), [str(b) for b in data.get("blocks", [])],
+                   {str(k): int(v) for k, v in data.get("lowrank", {}).items()})
 
 
 def group_names(analysis: Analysis) -> dict[int, str]:

@@ -7,6 +7,8 @@ evaluate it on held-out feeds; if the metric fell by more than the budget, step 
 that group. Stops when the goal is met (a speedup only once *measured* on the EP), when no step
 is left, or at `max_evals` / `time_limit`, keeping the best result so far. The chosen plan then
 goes through `prune`, which verifies it, so `prune --plan` replays it to the same bytes.
+With `depth`, residual blocks are dropped first (search/depth.py: measured gain per unit of
+measured sensitivity, each kept only within the budget) and widths then search what is left.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from dataclasses import dataclass, field, replace
 import onnx
 
 from ..core import external
+from ..core.io import fingerprint
 from ..prune.pipeline import PruneConfig, PruneResult, prune
 from ..errors import UsageError
 from ..prune.plan import Plan
+from .lookahead import Lookahead, candidate_metrics
+from .depth import depth_stage, overall_speedup
 from .sensitivity import Sensitivity
 from .widths import WidthSpace
 
@@ -47,6 +52,7 @@ class AutoConfig:
     cache: bool = True
     max_evals: int = 200
     time_limit: float | None = None
+    depth: bool = False               # drop residual blocks first (search/depth.py), then search widths
 
     def __post_init__(self):
         check_goal(self.goal, self.target)
@@ -83,6 +89,7 @@ class SearchResult:
     metric: str = "top1_agreement"
     max_drop: float | None = None
     min_snr: float | None = None
+    speculative: dict | None = None  # with an executor: candidates evaluated ahead, and how many went unused
 
 
 @dataclass
@@ -100,22 +107,25 @@ class _State:
 def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitivity, evaluate=None,
            latency=None, max_drop: float | None = None, metric: str = "top1_agreement", min_snr: float | None = None,
            max_evals: int = 200, time_limit: float | None = None, compensate=None,
-           progress=None) -> SearchResult:
+           progress=None, baseline: float | None = None, executor=None) -> SearchResult:
     """`evaluate(model) -> metrics` is only called when a budget is set: `max_drop` (points of
     `metric` below the original's) and/or `min_snr` (dB of the outputs vs the original's);
     `latency` (latency_model.LatencyModel or MacsLatency) is required for the speedup goal;
-    `compensate(model, plan) -> model` runs on each candidate before evaluation (hook)."""
+    `compensate(model, plan) -> model` runs on each candidate before evaluation (hook); `baseline`:
+    the original's metric when `space` holds a model already pruned otherwise (auto --depth);
+    `executor` (core.executor) evaluates candidates ahead in parallel (`Lookahead`)."""
     check_goal(goal, target)
     if goal == "speedup" and latency is None:
         raise UsageError("the speedup goal needs a latency model")
     st = _State(space, goal, target, sensitivity, latency)
     start, keep = time.perf_counter(), space.full
     budget = max_drop is not None or min_snr is not None
-    base = evaluate(space.model)[metric] if budget else None
+    base = (baseline if baseline is not None else evaluate(space.model)[metric]) if budget else None
     res = SearchResult(dict(keep), [], False, "", None, evals=1 if base is not None else 0, baseline=base,
                        metric=metric, max_drop=max_drop, min_snr=min_snr)
     base_stats = space.stats(keep)
     measured = None
+    ahead = Lookahead(executor, space, evaluate, compensate) if executor is not None and budget else None
     while True:
         if res.evals >= max_evals:
             res.stop_reason = f"--max-evals {max_evals} reached"
@@ -135,11 +145,8 @@ def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitiv
         if latency is not None:
             entry["predicted_speedup"] = latency.base_ms / latency.predict(trial)
         if budget:
-            with external.scratch():
-                model = space.build(trial)
-                if compensate is not None:
-                    model = compensate(model, space.plan(trial))
-                metrics = evaluate(model)
+            metrics = ahead.metrics(trial, keep, lambda: _ranked_steps(st, keep)) if ahead else \
+                candidate_metrics((space, evaluate, compensate), trial)
             res.evals += 1
             entry.update(metrics={k: round(v, 4) for k, v in metrics.items()}, drop=round(base - metrics[metric], 4))
             entry["accepted"] = (max_drop is None or entry["drop"] <= max_drop + 1e-9) and \
@@ -160,6 +167,8 @@ def search(space: WidthSpace, goal: str, target: float, *, sensitivity: Sensitiv
             res.reached, res.stop_reason = True, "target reached"
             break
     res.achieved = _achieved(st, res.keep, base_stats, measured, res)
+    if ahead:
+        res.speculative = {"evaluated": ahead.evaluated, "unused": ahead.evaluated - res.evals + (base is not None)}
     return res
 
 
@@ -198,9 +207,17 @@ def _achieved(st: _State, keep, base_stats, measured, res) -> float | None:
 
 def _best_step(st: _State, keep) -> tuple[str, int] | None:
     """The (group, width) step with the best goal gain per unit of added distortion."""
-    best, best_key = None, None
+    ranked = _ranked_steps(st, keep)
+    return ranked[0] if ranked else None
+
+
+def _ranked_steps(st: _State, keep) -> list[tuple[str, int]]:
+    """Each unfrozen group's best step, best first (ties: group order). After a rejected step the
+    next `_best_step` is the next entry here (only the frozen set changed), which is what lets an
+    executor evaluate several candidates at once and still follow the sequential path exactly."""
+    found = []
     current = st.space.stats(keep)[st.goal] if st.goal != "speedup" else None
-    for name in st.space.groups:
+    for order, name in enumerate(st.space.groups):
         if name in st.frozen:
             continue
         lower = [w for w in st.space.levels(name) if w < keep[name]]
@@ -211,6 +228,7 @@ def _best_step(st: _State, keep) -> tuple[str, int] | None:
         # nothing alone (alignment) can lead to one that does
         options = lower[:1] if st.goal != "speedup" else lower[:4]
         d0 = st.sens.at(name, keep[name])
+        best, best_key = None, None
         for width in options:
             if st.goal == "speedup":
                 gain = st.latency.saved(name, width) - st.latency.saved(name, keep[name]) \
@@ -223,8 +241,11 @@ def _best_step(st: _State, keep) -> tuple[str, int] | None:
             cost = max(st.sens.at(name, width) - d0, 1e-12)
             key = (gain / cost, gain)
             if best_key is None or key > best_key:
-                best, best_key = (name, width), key
-    return best
+                best, best_key = width, key
+        if best is not None:
+            found.append((best_key, -order, name, best))
+    found.sort(reverse=True)
+    return [(name, width) for _, _, name, width in found]
 
 
 @dataclass
@@ -237,6 +258,7 @@ class AutoResult:
     sensitivity: dict
     latency: dict | None
     measured_speedup: float | None = None
+    depth: dict | None = None  # auto --depth: the blocks dropped before widths, and how they were chosen
 
     @property
     def plan(self) -> Plan:
@@ -249,13 +271,18 @@ class AutoResult:
                 "evaluations": s.evals, "latency_measurements": s.measurements,
                 "final_metrics": self.metrics, "trajectory": s.trajectory, "widths": s.keep,
                 "measured_speedup": self.measured_speedup, "sensitivity": self.sensitivity,
-                "latency_model": self.latency, "prune": self.result.report()}
+                "latency_model": self.latency, "prune": self.result.report(),
+                **({"depth": self.depth} if self.depth is not None else {}),
+                **({"evaluated_ahead": s.speculative} if s.speculative else {})}
 
 
 def finish(model: onnx.ModelProto, space: WidthSpace, found: SearchResult, *, goal: str, target: float,
-           sensitivity: Sensitivity, evaluate=None, latency=None, verify: bool = True) -> AutoResult:
-    """Run the chosen widths through `prune` (verified), evaluate the result once more."""
+           sensitivity: Sensitivity, evaluate=None, latency=None, verify: bool = True, blocks=()) -> AutoResult:
+    """Run the chosen widths through `prune` (verified), evaluate the result once more. `blocks`:
+    dropped before widths (auto --depth): `space` then holds the model without them, `model` the original."""
     plan = space.plan(found.keep)
+    if blocks:
+        plan.blocks, plan.fingerprint = list(blocks), fingerprint(model)
     plan.meta.update({"auto": {"goal": goal, "target": target, "reached": found.reached}})
     plan.meta.update({"compensate": space.compensate})
     result = prune(model, config=replace(space.config, plan=plan, verify=verify))
@@ -287,12 +314,16 @@ def allocate_plan(model: onnx.ModelProto, config: PruneConfig, *, data=None, fee
 
 
 def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | None = None, *, data=None,
-               evaluate=None, on_sensitivity=None, on_latency=None, progress=None) -> AutoResult:
+               evaluate=None, on_sensitivity=None, on_latency=None, progress=None, on_depth=None, executor=None,
+               timer=None) -> AutoResult:
     """The whole `onnxprune auto` pipeline as one call: candidates are pruned as `config` says
     (criterion, compensation, round_to, exclusions, shapes; its ratio and plan are the search's).
     `evaluate` defaults to label-free fidelity on `n_eval` held-out feeds (from `data`, a
     DataConfig, or seeded random inputs); sensitivity always uses fidelity on `calib` calibration
-    feeds; calibration statistics (data-aware criteria, compensation) come from `data`."""
+    feeds; calibration statistics (data-aware criteria, compensation) come from `data`. `executor`
+    (core.executor, e.g. distributed.RayExecutor) runs sensitivity and candidate evaluations in
+    parallel with the same results; `timer` (time_rounds' signature, e.g. distributed.DeviceTimer)
+    runs every latency measurement elsewhere, such as on the target device."""
     from .fidelity import Fidelity, make_feeds, split_part
     from ..core.io import load_model
     from .latency_model import LatencyModel, MacsLatency, check_provider
@@ -301,7 +332,7 @@ def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | N
     s = search_config
     config = config or PruneConfig(ratio=0.0)
     model = model_or_path if isinstance(model_or_path, onnx.ModelProto) else load_model(model_or_path)
-    if s.latency == "measured":
+    if s.latency == "measured" and timer is None:
         check_provider(s.provider)
     pool = split_part(model, data, 0) if data is not None else None  # read once: statistics and sensitivity
     if config.needs_data:
@@ -309,11 +340,25 @@ def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | N
             raise UsageError(f"--criterion {config.criterion} / --compensate {config.compensate} need calibration "
                              f"data (--data)")
         config = replace(config, calibration=make_feeds(model, {}, count=s.calib_examples, seed=config.seed, pool=pool))
+    original, depth, baseline = model, None, None
+    if s.depth:  # blocks first, then widths on what remains, for what is left of the goal
+        fixed = {k: list(v) for k, v in (config.shapes or {}).items()}
+        if evaluate is None:
+            evaluate = Fidelity(model, make_feeds(model, fixed, count=s.n_eval, seed=config.seed, data=data, part=1))
+        if s.max_drop is not None or s.min_snr is not None:
+            baseline = evaluate(model)[s.metric]
+        depth = depth_stage(model, goal=s.goal, target=s.target, evaluate=evaluate, metric=s.metric,
+                            max_drop=s.max_drop, min_snr=s.min_snr, shapes=fixed, sens_feeds=None if pool is None else
+                            make_feeds(model, {}, count=s.calib, seed=config.seed, pool=pool),
+                            latency=s.latency if isinstance(s.latency, str) else "macs", provider=s.provider,
+                            threads=s.threads, runs=s.runs, seed=config.seed, progress=on_depth)
+        model = depth.pop("model")
     space = WidthSpace(model, config)
     if not space.groups:
         raise UsageError("the model has no prunable group (see onnxprune inspect)")
     ins, seed = space.analysis.input_shapes, config.seed
-    sens = measure_sensitivity(space, Fidelity(model, make_feeds(model, ins, count=s.calib, seed=seed, pool=pool)))
+    sens = measure_sensitivity(space, Fidelity(model, make_feeds(model, ins, count=s.calib, seed=seed, pool=pool)),
+                               executor=executor)
     if on_sensitivity:
         on_sensitivity(sens)
     if evaluate is None:
@@ -322,18 +367,37 @@ def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | N
     if latency == "macs":
         latency = MacsLatency(space)
     elif latency == "measured":
-        latency = LatencyModel(space, provider=s.provider, threads=s.threads, runs=s.runs, seed=seed)
+        latency = LatencyModel(space, provider=s.provider, threads=s.threads, runs=s.runs, seed=seed, timer=timer)
         if s.goal == "speedup":
             latency.build(cache=s.cache)
             if on_latency:
                 on_latency(latency)
     timing = latency if s.goal == "speedup" else None
-    found = search(space, s.goal, s.target, sensitivity=sens, evaluate=evaluate, latency=timing, max_drop=s.max_drop,
-                   min_snr=s.min_snr, max_evals=s.max_evals, time_limit=s.time_limit, progress=progress,
-                   metric=s.metric)
-    done = finish(model, space, found, goal=s.goal, target=s.target, sensitivity=sens, evaluate=evaluate,
-                  latency=timing, verify=config.verify)
-    done.measured_speedup = found.achieved if s.goal == "speedup" else latency.measure_speedup(done.result.model)
+    blocks = depth["blocks"] if depth else []
+    left = s.target if not blocks else s.target / depth["speedup"] if s.goal == "speedup" else \
+        s.target / depth["macs_fraction"] if s.goal == "macs" else s.target / depth["params_fraction"]
+    if (s.goal == "speedup") == (left <= 1.0):  # the blocks alone reached the goal
+        found = SearchResult(space.full, [], True, "target reached by dropping blocks", 1.0)
+    else:
+        found = search(space, s.goal, left, sensitivity=sens, evaluate=evaluate, latency=timing,
+                       max_drop=s.max_drop, min_snr=s.min_snr, max_evals=s.max_evals, time_limit=s.time_limit,
+                       progress=progress, metric=s.metric, baseline=baseline, executor=executor)
+    done = finish(original, space, found, goal=s.goal, target=s.target, sensitivity=sens, evaluate=evaluate,
+                  latency=timing, verify=config.verify, blocks=blocks)
+    done.depth = depth
+    if not blocks:
+        done.measured_speedup = found.achieved if s.goal == "speedup" else latency.measure_speedup(done.result.model)
+        return done
+    # goal figures against the original, not the model the widths started from
+    if isinstance(latency, LatencyModel):
+        done.measured_speedup = overall_speedup(original, done.result.model, shapes=fixed, provider=s.provider,
+                                                threads=s.threads, runs=s.runs, seed=config.seed)
+    else:
+        done.measured_speedup = latency.measure_speedup(done.result.model) / depth["macs_fraction"]
+    r = done.result
+    found.achieved = done.measured_speedup if s.goal == "speedup" else \
+        r.after[s.goal] / max(1, r.before[s.goal])
+    found.reached = found.achieved >= s.target if s.goal == "speedup" else found.achieved <= s.target + 1e-9
     return done
 
 

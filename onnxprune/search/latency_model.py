@@ -68,8 +68,12 @@ class LatencyModel:
     """Predicts a plan's latency from per-group measured savings; measures real candidates."""
 
     def __init__(self, space: WidthSpace, *, provider: str = "CPUExecutionProvider", threads: int = 1,
-                 runs: int = 100, warmup: int = 10, seed: int = 0):
-        check_provider(provider)
+                 runs: int = 100, warmup: int = 10, seed: int = 0, timer=None):
+        """timer: time_rounds' stand-in that runs elsewhere (distributed.DeviceTimer: on the target
+        device, which it names in `to_dict` and in the cache key); None times here."""
+        if timer is None:
+            check_provider(provider)
+        self.timer = timer
         self.space, self.provider, self.threads, self.runs, self.warmup = space, provider, threads, runs, warmup
         self.feeds = random_feeds(make_session(space.model), space.analysis.input_shapes, seed)
         self.base_ms = 0.0
@@ -80,8 +84,8 @@ class LatencyModel:
 
     def _time(self, models: dict) -> dict[str, list[float]]:
         self.passes += len(models) * (self.runs + self.warmup)
-        return time_rounds(models, self.feeds, provider=self.provider, threads=self.threads,
-                           runs=self.runs, warmup=self.warmup)
+        return (self.timer or time_rounds)(models, self.feeds, provider=self.provider, threads=self.threads,
+                                           runs=self.runs, warmup=self.warmup)
 
     def build(self, ratios=RATIOS, *, cache: bool = True, progress=None) -> "LatencyModel":
         path = self._cache_path(ratios)
@@ -137,13 +141,14 @@ class LatencyModel:
     def to_dict(self) -> dict:
         return {"provider": self.provider, "threads": self.threads, "runs": self.runs, "base_ms": self.base_ms,
                 "forward_passes": self.passes, "seconds": round(self.seconds, 3), "cached": self.cached,
-                "groups": self.table}
+                "groups": self.table} | ({"device": self.timer.info} if self.timer is not None else {})
 
     def _cache_path(self, ratios) -> Path:
         import onnxruntime as ort
 
         key = json.dumps(["v2", self.space.fingerprint, self.provider, self.threads, self.runs, self.space.round_to,
-                          self.space.analysis.input_shapes, list(ratios), ort.__version__], sort_keys=True)
+                          self.space.analysis.input_shapes, list(ratios), ort.__version__]
+                         + ([self.timer.key] if self.timer is not None else []), sort_keys=True)
         root = Path(os.environ.get("ONNXPRUNE_CACHE", Path.home() / ".cache" / "onnxprune"))
         return root / "latency" / (hashlib.sha256(key.encode()).hexdigest()[:20] + ".json")
 

@@ -52,28 +52,55 @@ class Sensitivity:
                 "seconds": round(self.seconds, 3), "groups": self.table}
 
 
-def measure_sensitivity(space: WidthSpace, evaluate, *, ratios=RATIOS, progress=None) -> Sensitivity:
+def measure_sensitivity(space: WidthSpace, evaluate, *, ratios=RATIOS, progress=None, executor=None) -> Sensitivity:
     """`evaluate(model) -> {"nmse", "top1_agreement", ...}` (a fidelity.Fidelity); its `passes`
-    attribute, when present, is used to report the cost in forward passes."""
+    attribute, when present, is used to report the cost in forward passes. `executor`
+    (core.executor: e.g. distributed.RayExecutor) measures the groups in parallel: the same
+    rows, each group's candidates built and evaluated on a worker from the space's recipe."""
     start = time.perf_counter()
     passes0 = getattr(evaluate, "passes", 0)
     sens = Sensitivity(dict(space.sizes))
-    for name in space.groups:
-        rows, seen = [], set()
-        for r in ratios:
-            kept = space.width_at(name, r)
-            if kept in seen or kept == space.sizes[name]:
-                continue
-            seen.add(kept)
-            with external.scratch():
-                metrics = evaluate(space.build({name: kept}))
-            rows.append({"ratio": r, "kept": kept, **{k: _json_float(v) for k, v in metrics.items()}})
-        sens.table[name] = rows
-        if progress:
-            progress(name, rows)
-    sens.passes = getattr(evaluate, "passes", 0) - passes0
+    if executor is None:
+        for name in space.groups:
+            sens.table[name] = group_rows((space, evaluate, ratios), name)[0]
+            if progress:
+                progress(name, sens.table[name])
+        sens.passes = getattr(evaluate, "passes", 0) - passes0
+    else:
+        context = GroupWork(space.recipe(), evaluate, tuple(ratios))
+        found = executor.map_values(group_rows, list(space.groups), context=context, title="sensitivity")
+        for name, (rows, passes) in zip(space.groups, found):
+            sens.table[name] = rows
+            sens.passes += passes
+            if progress:
+                progress(name, rows)
     sens.seconds = time.perf_counter() - start
     return sens
+
+
+class GroupWork:
+    """What a worker needs to measure any group: the space's recipe, the evaluator, the ratios."""
+
+    def __init__(self, recipe, evaluate, ratios):
+        self.recipe, self.evaluate, self.ratios, self.key = recipe, evaluate, ratios, recipe.key
+
+    def materialize(self):
+        return self.recipe.build(), self.evaluate, self.ratios
+
+
+def group_rows(context, name: str) -> tuple[list[dict], int]:
+    """One group's sensitivity rows and the forward passes they took."""
+    space, evaluate, ratios = context
+    rows, seen, passes0 = [], set(), getattr(evaluate, "passes", 0)
+    for r in ratios:
+        kept = space.width_at(name, r)
+        if kept in seen or kept == space.sizes[name]:
+            continue
+        seen.add(kept)
+        with external.scratch():
+            metrics = evaluate(space.build({name: kept}))
+        rows.append({"ratio": r, "kept": kept, **{k: _json_float(v) for k, v in metrics.items()}})
+    return rows, getattr(evaluate, "passes", 0) - passes0
 
 
 def _json_float(v):

@@ -44,6 +44,12 @@ class WidthSpace:
         self._stats: dict[tuple, dict] = {}
         self.builds = 0
 
+    def recipe(self) -> "SpaceRecipe":
+        """What rebuilds this space in another process (a Ray worker): the model's bytes and config."""
+        from ..core.io import model_bytes
+
+        return SpaceRecipe(model_bytes(self.model), self.config)
+
     @property
     def full(self) -> dict[str, int]:
         return dict(self.sizes)
@@ -86,3 +92,16 @@ class WidthSpace:
                     shapes = {}
                 self._stats[key] = {"macs": count_macs(model, shapes), "params": count_params(model)}
         return self._stats[key]
+
+
+class SpaceRecipe:
+    """A WidthSpace as bytes and its PruneConfig; `build()` makes the same space (same analysis,
+    scores, statistics) in another process."""
+
+    def __init__(self, model: bytes, config: PruneConfig):
+        import uuid
+
+        self.model, self.config, self.key = model, config, uuid.uuid4().hex
+
+    def build(self) -> WidthSpace:
+        return WidthSpace(onnx.ModelProto.FromString(self.model), self.config)
