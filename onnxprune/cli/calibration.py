@@ -8,16 +8,18 @@ from ..errors import UsageError
 from ..prune import criteria
 
 
-def calibration_feeds(model, data: DataConfig | None, shapes, criterion: str, compensate: str, *, lowrank: bool = False):
-    """The feed dicts of --data (a one-pass generator; a list when low-rank reads them too), or None.
-    Data-aware criteria and compensation require --data; low-rank factorization uses it when given."""
-    needs = criteria.needs_data(criterion, compensate)
+def calibration_feeds(model, data: DataConfig | None, shapes, criterion: str, compensate: str, *, lowrank: bool = False,
+                      recover: bool = False):
+    """The feed dicts of --data (a one-pass generator; a list when low-rank or --recover reads them too), or None.
+    Data-aware criteria and compensation (and --recover) require --data; low-rank factorization uses it when given."""
+    needs = criteria.needs_data(criterion, compensate) or recover
     if data is None:
         if needs:
-            what = f"--criterion {criterion}" if criteria.get(criterion).needs_data else f"--compensate {compensate}"
+            what = (f"--criterion {criterion}" if criteria.get(criterion).needs_data else
+                    f"--compensate {compensate}" if compensate != "none" else "--recover")
             raise UsageError(f"{what} needs calibration data: pass --data (audio folder, manifest or .npz dumps)")
         return None
-    if lowrank:
+    if lowrank or recover:
         return [ex.feeds for ex in load_examples(model, data)]
     if not needs:  # --data then serves only to measure the result against the original on real inputs
         return None

@@ -20,6 +20,7 @@ from .common import (describe_written, gate_options, human, input_option, run_co
                      verbose_option, write_json, write_text)
 from .data_options import data_options
 from .depth import block_names, depth_options, parse_ranks, print_steps
+from .recover import check_recover, run_recovery, with_recover_options
 
 
 @click.command("prune")
@@ -49,13 +50,14 @@ from .depth import block_names, depth_options, parse_ranks, print_steps
 @click.option("--no-verify", is_flag=True, help="Skip the reference comparison (not recommended).")
 @click.option("--force", is_flag=True, help="Write the output even if verification fails.")
 @gate_options
+@with_recover_options
 @data_options("calib")
 @depth_options
 @verbose_option
 @run_command("prune")
 def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, allocate, round_to, exclude, shapes, inputs,
-              plan_path, save_plan, report, allow_io_change, atol, rtol, seed, no_verify, force, min_snr, max_drop, data,
-              drop_blocks, low_rank, ranks, low_rank_method, verbose):
+              plan_path, save_plan, report, allow_io_change, atol, rtol, seed, no_verify, force, min_snr, max_drop,
+              recover, recover_time, data, drop_blocks, low_rank, ranks, low_rank_method, verbose):
     """Prune MODEL and write OUTPUT (verified against the reference model by default), then say how
     close it is to the original."""
     closeness.check_gates(min_snr, max_drop)
@@ -65,6 +67,7 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     if round_to < 1:
         raise UsageError(f"--round-to {round_to} must be at least 1")
     check_output_path(model, output)
+    check_recover(recover, data, recover_time)
     plan = Plan.from_json(Path(plan_path).read_text()) if plan_path else None
     onnx_model = load_model(model)
     if allocate == "sensitivity" and (drop_blocks or low_rank is not None or ranks):
@@ -75,7 +78,10 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     checks.check_exclude(onnx_model, exclude)
     shapes = checks.shapes_from_data(onnx_model, data, shapes)
     lowrank = low_rank is not None or bool(ranks) or bool(plan is not None and plan.ranks)
-    calibration = calibration_feeds(onnx_model, data, shapes, criterion, compensate, lowrank=lowrank)
+    calibration = calibration_feeds(onnx_model, data, shapes, criterion, compensate, lowrank=lowrank, recover=recover)
+    recover_feeds = calibration if recover else None  # a list: read once, used by calibration and recovery
+    if recover and not lowrank and not criteria.needs_data(criterion, compensate):
+        calibration = None
     if allocate == "sensitivity":
         from ..search.auto import allocate_plan
 
@@ -99,12 +105,15 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     checks.criterion_notes(result, criterion)
     if result.calibration_examples:
         print_compensation(result)
+    extra = {}
+    if recover and (force or result.verify is None or result.verify.passed):
+        extra["recover"] = run_recovery(onnx_model, result, recover_feeds, seconds=recover_time, seed=seed)
     fidelity = closeness.against_original(onnx_model, result.model, data=data, shapes=result.analysis.input_shapes,
                                           values=result.analysis.input_values, seed=seed,
                                           gated=min_snr is not None or max_drop is not None)
     closeness.gate(fidelity, min_snr=min_snr, max_drop=max_drop)
     if report:
-        write_json(report, result.report() | {"fidelity": fidelity})
+        write_json(report, {**result.report(), **extra, "fidelity": fidelity})
     if save_plan:
         write_text(save_plan, result.plan.to_json())
     if not force:

@@ -1,0 +1,112 @@
+"""Recovery on the zoo's keyword spotter and CTC recognizer: reconstruction + lstsq alone against
+the same models after `--recover` (distillation from the original on the unlabeled calibration
+clips); task metric on held-out voices, latency of all variants interleaved (ONNX Runtime CPU,
+1 thread, p50), recovery time and the process's peak memory.
+
+Calibration and recovery read only the model's calib set (recovery keeps 20 % of it for early
+stopping); the metric is on the eval set (voices never seen in training or calibration). A
+recovered model has the pruned model's graph, so its latency is the pruned model's.
+
+    python benchmarks/recover_zoo.py [kws|ctc ...] [--ratios kws=0.5,0.625 ...] [--seconds 240] [--runs 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from onnxprune.api import PruneConfig, check_verified, prune  # noqa: E402
+from onnxprune.bench.evaluate import BenchConfig, run_bench  # noqa: E402
+from onnxprune.bench.tasks import TaskConfig  # noqa: E402
+from onnxprune.core.io import load_model, save_model  # noqa: E402
+from onnxprune.data import DataConfig, load_examples  # noqa: E402
+from onnxprune.recover import RecoverConfig, recover_pruned  # noqa: E402
+
+ZOO = ROOT / "models" / "zoo"
+CASES = {
+    "kws": dict(model=ZOO / "kws_dscnn.onnx", front=str(ZOO / "logmel_frontend.onnx"), data=ZOO / "data" / "kws",
+                task=TaskConfig("classify", labels_file=str(ZOO / "kws_labels.json")), metric="accuracy",
+                shapes=None, ratios=(0.5, 0.625)),
+    "ctc": dict(model=ZOO / "crnn_ctc_ts.onnx", front=str(ZOO / "logmel_frontend_dyn.onnx"), data=ZOO / "data" / "ctc",
+                task=TaskConfig("ctc", vocab=str(ZOO / "ctc_vocab.txt")), metric="wer",
+                shapes={"logmel": [1, 1, 100, 40]}, ratios=(0.375, 0.5)),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cases", nargs="*", default=list(CASES))
+    ap.add_argument("--ratios", action="append", default=[], help="CASE=R1,R2 (default: kws=0.5,0.625 ctc=0.375,0.5)")
+    ap.add_argument("--seconds", type=float, default=240.0, help="Recovery time budget per model.")
+    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--runs", type=int, default=300)
+    args = ap.parse_args()
+    ratios = {k: tuple(float(r) for r in v.split(",")) for k, v in (s.split("=") for s in args.ratios)}
+    for name in args.cases:
+        run_case(name, CASES[name], ratios.get(name, CASES[name]["ratios"]), args)
+
+
+def run_case(name: str, case: dict, ratios, args) -> None:
+    model = load_model(case["model"])
+    calib = [ex.feeds for ex in load_examples(model, DataConfig(str(case["data"] / "calib" / "manifest.jsonl"),
+                                                                frontend=case["front"]))]
+    tmp = Path(tempfile.mkdtemp(prefix=f"recover-{name}-"))
+    variants, rows = [("original", str(case["model"]))], [{"model": "original"}]
+    for ratio in ratios:
+        result = prune(model, config=PruneConfig(ratio=ratio, criterion="reconstruction", compensate="lstsq",
+                                                 shapes=case["shapes"], calibration=calib))
+        check_verified(result)
+        start = time.perf_counter()
+        rec = recover_pruned(model, result, calib, RecoverConfig(seconds=args.seconds, steps=args.steps, seed=0))
+        seconds = time.perf_counter() - start
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        for label, m in ((f"r={ratio:g} reconstruction+lstsq", result.model),
+                         (f"r={ratio:g} reconstruction+lstsq+recover", rec.model)):
+            path = tmp / f"{len(variants):02d}.onnx"
+            save_model(m, path)
+            variants.append((label, str(path)))
+        rows.append({"model": variants[-2][0], "ratio": ratio})
+        rows.append({"model": variants[-1][0], "ratio": ratio, "recover_seconds": round(seconds, 1),
+                     "peak_rss_mb": round(peak_mb), **{f"recover_{k}": v for k, v in rec.report().items()}})
+        print(f"{name} r={ratio:g}: recovery {seconds:.0f}s ({rec.steps} steps, {rec.stop}), peak RSS {peak_mb:.0f} MB, "
+              f"held-out top-1 agreement {rec.before['top1_agreement']:.1f}% -> {rec.after['top1_agreement']:.1f}%",
+              flush=True)
+    bench = run_bench([p for _, p in variants], BenchConfig(
+        threads=1, runs=args.runs, warmup=50, memory=False, names=tuple(n for n, _ in variants),
+        data=DataConfig(str(case["data"] / "eval" / "manifest.jsonl"), frontend=case["front"]), task=case["task"]))
+    key = case["metric"]
+    for row, m in zip(rows, bench["models"]):
+        row.update({"params": m["params"], "macs": m["macs"], "p50_ms": m["latency"]["p50_ms"],
+                    "speedup": m["speedup"], key: m["task"][key],
+                    "top1_agreement": m.get("fidelity", {}).get("top1_agreement", 1.0)})
+    write(name, key, rows, bench, args, case)
+
+
+def write(name, key, rows, bench, args, case) -> None:
+    out = ROOT / "benchmarks" / "results" / f"recover_{name}.md"
+    mc = bench["machine"]
+    lines = [f"Command: `python benchmarks/recover_zoo.py {name} --seconds {args.seconds:g} --runs {args.runs}` — "
+             f"{mc['cpu']}, {mc['cores']} cores, onnxruntime {mc['onnxruntime']} CPU, 1 thread, p50 of {args.runs} "
+             f"interleaved runs; {key} on the held-out-voice eval set ({case['data'].relative_to(ROOT)}/eval); "
+             f"calibration and recovery use only the calib set (recovery: 80 % train, 20 % early stopping).",
+             "", f"| model | params | MACs | p50 ms | speedup | {key} | top-1 agreement with original | "
+                 "recovery s | peak RSS MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['params']:,} | {r['macs'] / 1e6:.2f}M | {r['p50_ms']:.3f} | "
+                     f"{r['speedup']:.2f}x | {100 * r[key]:.1f}% | {100 * r['top1_agreement']:.1f}% | "
+                     f"{r.get('recover_seconds', '')} | {r.get('peak_rss_mb', '')} |")
+    out.write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
