@@ -7,24 +7,22 @@ latency model (deterministic search), with and without `--depth`. The three mode
 widths only, depth + widths) are then timed interleaved on ONNX Runtime CPU, 1 thread, and the
 median over repeats of the p50 speedups is reported with the SNR each reached.
 
+Needs: nothing beyond the install (the fixtures and the DS-CNN are committed, the ResNet KWS is built here).
+
     python benchmarks/auto_depth.py [--target-macs 0.5] [--min-snr 10] [--runs 300] [--repeats 3]
+                                    [--out benchmarks/results/auto_depth.md]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import onnx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "models"))
-sys.path.insert(0, str(ROOT))
+from _common import REPO as ROOT, parser, write
 
 from onnxprune.search.auto import AutoConfig, auto_prune  # noqa: E402
 from onnxprune.bench import BenchConfig, run_bench  # noqa: E402
@@ -42,12 +40,11 @@ def cases(tmp: Path):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "auto_depth.md")
     ap.add_argument("--target-macs", type=float, default=0.5)
     ap.add_argument("--min-snr", type=float, default=10.0)
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--out", default="benchmarks/results/auto_depth.md")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="onnxprune-autodepth-"))
     rows, raw = [], {}
@@ -77,19 +74,12 @@ def main():
                      f"{d['macs']:.3f} ({'reached' if d['reached'] else 'not reached'})", f"{d['snr_db']:.1f}",
                      f"{sd:.2f}x", f"{sd / sw:.2f}"])
         print(" | ".join(rows[-1]), flush=True)
-    import onnxruntime as ort
-
-    lines = [f"Command: `python benchmarks/auto_depth.py --target-macs {args.target_macs} --min-snr {args.min_snr} "
-             f"--runs {args.runs} --repeats {args.repeats}` (ONNX Runtime {ort.__version__} CPU, 1 thread, "
-             f"{os.cpu_count()} cores shared; search on the MACs proxy, speedups measured afterwards, interleaved)", "",
+    lines = [f"ONNX Runtime CPU, 1 thread, {os.cpu_count()} cores shared; search on the MACs proxy, speedups "
+             "measured afterwards, interleaved.", "",
              "| model | widths only: MACs kept | SNR dB | speedup | depth+widths: blocks dropped | MACs kept | SNR dB "
              "| speedup | depth+widths / widths |", "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=float) + "\n")
-    print(f"wrote {out}")
+    write(args.out, "\n".join(lines), raw, threads=1)
 
 
 if __name__ == "__main__":

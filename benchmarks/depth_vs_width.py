@@ -8,26 +8,27 @@ to the depth-pruned model's (round-to 4, l1, verified). onnxsim drops the same n
 (its own choice, in its own venv). Original, depth, width and onnxsim are timed interleaved
 (rotated order) on ONNX Runtime CPU, 1 thread; speedup = median over repeats of p50 ratios.
 
+Needs: nothing beyond the install for depth vs width; for the onnxsim column, a venv with onnxsim 0.8.1
+(`python -m venv /tmp/simvenv && /tmp/simvenv/bin/pip install onnxsim==0.8.1 onnxruntime`) passed with
+--onnxsim-python (without it that column reads "no block matched").
+
     python benchmarks/depth_vs_width.py [--onnxsim-python /path/venv/bin/python] [--runs 300] [--repeats 3]
+                                        [--out benchmarks/results/depth_vs_width.md]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "models"))
-sys.path.insert(0, str(ROOT))
+from _common import REPO as ROOT, parser, write
 
 import onnxprune  # noqa: E402
 from onnxprune.bench import BenchConfig, run_bench  # noqa: E402
@@ -86,11 +87,10 @@ def width_at_macs(path: Path, macs: int) -> tuple[float, object]:
 def main():
     from onnxprune.search.depth import block_sensitivity
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "depth_vs_width.md")
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--onnxsim-python", default=None, help="python of a venv with onnxsim==0.8.1")
-    ap.add_argument("--out", default="benchmarks/results/depth_vs_width.md")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="onnxprune-depth-"))
     rows, raw = [], {}
@@ -142,22 +142,14 @@ def main():
                      (f"{med['onnxsim']:.2f}x ({', '.join(sim['blocks'])}; max diff vs our reference "
                       f"{sim['max_abs_diff_vs_reference']:.2g})") if "onnxsim" in med else "no block matched"])
         print(" | ".join(rows[-1]), flush=True)
-    import onnxruntime as ort
-
-    lines = [f"Command: `python benchmarks/depth_vs_width.py --runs {args.runs} --repeats {args.repeats}"
-             + (" --onnxsim-python ..." if args.onnxsim_python else "") + f"` (ONNX Runtime {ort.__version__} CPU, "
-             f"1 thread, {os.cpu_count()} cores shared with other work; interleaved, rotated order; speedup = median "
-             "over repeats of p50 original / p50 pruned)", "",
+    lines = [f"ONNX Runtime CPU, 1 thread, {os.cpu_count()} cores shared with other work; interleaved, rotated "
+             "order; speedup = median over repeats of p50 original / p50 pruned.", "",
              "| model | blocks dropped (least sensitive half) | depth MAC reduction | depth speedup | width ratio "
              "| width MAC reduction | width speedup | depth / width speedup | nmse depth / width (held-out seeded) "
              "| onnxsim 0.8.1, same block count |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=float) + "\n")
-    print(f"wrote {out}")
+    write(args.out, "\n".join(lines), raw, threads=1)
 
 
 if __name__ == "__main__":

@@ -8,20 +8,19 @@ same ranks (so the same MACs); fidelity = SNR / nmse / top-1 agreement of all ou
 original on the held-out inputs. Each factorized model is verified against its A.B reference.
 Latency: original and the whitened models interleaved, ONNX Runtime CPU 1 thread, p50 ratio.
 
-    python benchmarks/lowrank_fidelity.py [--runs 300]
+Needs: nothing beyond the install (the zoo's CTC model and clips and the fixtures are committed).
+
+    python benchmarks/lowrank_fidelity.py [--runs 300] [--ratios 0.25,0.5,0.75] [--out benchmarks/results/lowrank_fidelity.md]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import REPO as ROOT, parser, write
 
 from onnxprune.api import PruneConfig, check_verified, prune  # noqa: E402
 from onnxprune.bench.evaluate import BenchConfig, run_bench  # noqa: E402
@@ -59,10 +58,9 @@ def transformer_case():
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, "lowrank_fidelity.md")
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--ratios", default="0.25,0.5,0.75")
-    ap.add_argument("--out", default="benchmarks/results/lowrank_fidelity.md")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="onnxprune-lowrank-"))
     rows, raw = [], []
@@ -102,10 +100,8 @@ def main():
             if row["model"] == name:
                 row["whiten_speedup"] = speed.get(f"{name} {row['layers']} {row['ratio']:g}")
         raw.append({"model": name, "bench": bench["models"]})
-    import onnxruntime as ort
-
-    lines = [f"Command: `python benchmarks/lowrank_fidelity.py --runs {args.runs}` (ONNX Runtime {ort.__version__} CPU, "
-             f"{os.cpu_count()} cores shared; speedup: p50 original / p50 whitened model, 1 thread, interleaved)", "",
+    lines = [f"ONNX Runtime CPU, {os.cpu_count()} cores shared; speedup: p50 original / p50 whitened model, 1 thread, "
+             "interleaved.", "",
              "| model | layers | MACs removed from them | MACs (model) | SNR dB svd / asvd / whiten | top-1 % svd / asvd / whiten "
              "| WER % svd / asvd / whiten (original) | speedup (whiten) |", "|---|---|---:|---:|---|---|---|---:|"]
     for r in rows:
@@ -115,11 +111,7 @@ def main():
                      + " / ".join(f"{r[m]['snr_db']:.1f}" for m in METHODS) + " | "
                      + " / ".join(f"{r[m]['top1']:.1f}" for m in METHODS) + f" | {wer} | "
                      + (f"{r['whiten_speedup']:.2f}x" if r.get("whiten_speedup") else "-") + " |")
-    out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"rows": rows, "bench": raw}, indent=1, default=float) + "\n")
-    print(f"wrote {out}")
+    write(args.out, "\n".join(lines), {"rows": rows, "bench": raw}, threads=1)
 
 
 if __name__ == "__main__":

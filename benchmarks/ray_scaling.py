@@ -6,12 +6,14 @@ the runs; its start-up time is reported apart) that the CLI joins with `--ray AD
 commands run as subprocesses, modes interleaved per repeat (local, ray1, ray2, local, ...) so load
 from other jobs hits all alike. Every Ray run's plan / rows are checked equal to the local run's.
 
+Needs: the [ray] extra (`pip install -e ".[ray]"`) and every pretrained model models/fetch.py knows
+(`python models/fetch.py`; PyPI access once).
+
     python benchmarks/ray_scaling.py [--repeats 2] [--runs 20] [--out benchmarks/results/ray_scaling.md]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -21,10 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "models"))
+from _common import need_models, parser, write
 
-from fetch import MODELS, fetch  # noqa: E402
+import fetch  # models/, on the path via _common: only its list of model names
+
+MODELS = tuple(fetch.MODELS)
 
 # the real-model corpus (tests/reliability/test_real_corpus.py): concrete dims for symbolic inputs
 SHAPES = {
@@ -39,10 +42,10 @@ SHAPES = {
 AUTO = ["--target-macs", "0.5", "--min-snr", "-3", "--shape", "input_1:1,76,32,1"]
 
 
-def manifest(path: Path) -> None:
+def manifest(path: Path, paths: dict[str, Path]) -> None:
     with path.open("w") as fh:
         for name in MODELS:
-            entry = {"path": str(fetch(name))}
+            entry = {"path": str(paths[name])}
             if name in SHAPES:
                 entry["shape"] = SHAPES[name]
             if name == "silero_vad":
@@ -59,12 +62,12 @@ def run(args: list[str], env: dict) -> float:
     return seconds
 
 
-def task_overhead(address: str | None, n: int = 200) -> float:
+def task_overhead(model: Path, address: str | None, n: int = 200) -> float:
     """Milliseconds per task of a map whose tasks do nothing, sharing a 1.3 MB model as context."""
     from onnxprune.core.executor import LocalExecutor
     from onnxprune.distributed import RayExecutor, connect, disconnect
 
-    context = fetch("embedding_model").read_bytes()
+    context = Path(model).read_bytes()
     executor = RayExecutor(connect(address)) if address else LocalExecutor()
     list(executor.map(_noop, range(8), context=context))  # start the worker processes
     start = time.perf_counter()
@@ -80,18 +83,18 @@ def _noop(context, item):
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__, "ray_scaling.md")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--runs", type=int, default=20, help="batch: timed runs per model")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ray_scaling.md"))
     args = ap.parse_args()
+    paths = need_models(*MODELS)
     from onnxprune.distributed import LocalCluster
 
     os.environ["RAY_AUTH_MODE"] = "disabled"  # the clusters below are LocalClusters
     env = dict(os.environ)
     tmp = Path(tempfile.mkdtemp(prefix="ray-scaling-"))
-    manifest(tmp / "corpus.jsonl")
-    model = str(fetch("embedding_model"))
+    manifest(tmp / "corpus.jsonl", paths)
+    model = str(paths["embedding_model"])
     clusters, startup = {}, {}
     for n in (1, 2):
         t = time.perf_counter()
@@ -113,14 +116,13 @@ def main() -> int:
                                                     for m in json.loads(rows.read_text())["models"]])
                 print(r, mode, times["auto", mode][-1], times["batch", mode][-1], flush=True)
         same = {mode: outputs[mode] == outputs["local"] for mode in modes}
-        overhead = {"local": task_overhead(None), "ray, 1 worker": task_overhead(clusters[1].address),
-                    "ray, 2 workers": task_overhead(clusters[2].address)}
+        overhead = {"local": task_overhead(model, None), "ray, 1 worker": task_overhead(model, clusters[1].address),
+                    "ray, 2 workers": task_overhead(model, clusters[2].address)}
     finally:
         for c in clusters.values():
             c.__exit__()
-    lines = ["# Ray backend: wall time on this 2-core machine", "",
-             f"`python benchmarks/ray_scaling.py --repeats {args.repeats} --runs {args.runs}`; medians of "
-             f"{args.repeats} interleaved repeats, seconds, each command a fresh process (imports included).", "",
+    lines = [f"Ray backend, wall time: medians of {args.repeats} interleaved repeats, seconds, each command a fresh "
+             "process (imports included).", "",
              f"auto: `onnxprune auto embedding_model.onnx out.onnx {' '.join(AUTO)}`; batch: `onnxprune batch` over "
              f"the {len(MODELS)} cached real models (inspect, prune 0.5, verify, bench {args.runs} runs).", "",
              "| mode | auto (s) | batch (s) | per-task overhead (ms) | same plan / rows as local |",
@@ -131,7 +133,9 @@ def main() -> int:
     lines += ["", f"Cluster start-up (not in the times above): {startup[1]:.1f} s (1 CPU), {startup[2]:.1f} s (2 CPUs). "
               "Per-task overhead: a map of 200 no-op tasks sharing a 1.3 MB context (local: a function call).",
               "", "Raw seconds: " + json.dumps({f"{j} / {m}": [round(x, 2) for x in v] for (j, m), v in times.items()})]
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    raw = {"seconds": {f"{j} / {m}": v for (j, m), v in times.items()}, "startup_s": startup,
+           "task_overhead_ms": overhead, "same_as_local": same}
+    write(args.out, "\n".join(lines), raw)
     print("\n".join(lines))
     return 0
 

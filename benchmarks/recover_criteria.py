@@ -2,18 +2,17 @@
 data-aware criteria, on the zoo's keyword spotter and CTC recognizer at one uniform ratio, with and
 without lstsq compensation; task metric on the held-out-voice eval sets.
 
-    python benchmarks/recover_criteria.py [kws|ctc ...] [--ratio 0.5]   # -> benchmarks/results/recover_criteria.md
+Needs: the [recover] extra (`pip install -e ".[recover]"`: torch, onnx2torch); the zoo's models and
+clips are committed.
+
+    python benchmarks/recover_criteria.py [kws|ctc ...] [--ratio 0.5] [--out benchmarks/results/recover_criteria.md]
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import parser, write
 
 from onnxprune.api import PruneConfig, prune  # noqa: E402
 from onnxprune.core.io import load_model  # noqa: E402
@@ -24,14 +23,14 @@ from recover_zoo import CASES  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__, "recover_criteria.md")
     ap.add_argument("cases", nargs="*", default=list(CASES))
     ap.add_argument("--ratio", type=float, default=0.5)
     args = ap.parse_args()
-    lines = [f"Command: `python benchmarks/recover_criteria.py {' '.join(args.cases)} --ratio {args.ratio:g}` — uniform "
-             f"ratio {args.ratio:g}, calibration on each model's calib set, metric on its held-out-voice eval set; "
+    lines = [f"Uniform ratio {args.ratio:g}, calibration on each model's calib set, metric on its held-out-voice eval set; "
              "Taylor/Fisher from sampled-label gradients (no labels), scoring time on 1 torch thread.", "",
              "| model | criterion | compensation | metric | scoring s |", "|---|---|---|---:|---:|"]
+    raw = {"ratio": args.ratio, "rows": []}
     for name in args.cases:
         case = CASES[name]
         model = load_model(case["model"])
@@ -39,7 +38,9 @@ def main() -> None:
                                                                     frontend=case["front"]))]
         evaluate = TaskEvaluator(model, list(load_examples(model, DataConfig(
             str(case["data"] / "eval" / "manifest.jsonl"), frontend=case["front"]))), case["task"])
-        lines.append(f"| {name} original | - | - | {100 * _value(evaluate(model)):.1f}% {case['metric']} | |")
+        base = _value(evaluate(model))
+        raw["rows"].append({"model": name, "criterion": None, "compensate": None, case["metric"]: base})
+        lines.append(f"| {name} original | - | - | {100 * base:.1f}% {case['metric']} | |")
         for criterion in ("l1", "activation", "reconstruction", "taylor", "fisher"):
             plan, seconds = None, 0.0
             if criterion in ("taylor", "fisher"):
@@ -51,12 +52,13 @@ def main() -> None:
                 cfg = PruneConfig(ratio=args.ratio, criterion="l1" if plan else criterion, plan=plan, compensate=comp,
                                   shapes=case["shapes"], calibration=None if data_free else calib)
                 metric = _value(evaluate(prune(model, config=cfg).model))
+                raw["rows"].append({"model": name, "criterion": criterion, "compensate": comp, case["metric"]: metric,
+                                    "scoring_s": seconds if plan else None})
                 lines.append(f"| {name} | {criterion} | {comp} | {100 * metric:.1f}% {case['metric']} | "
                              f"{seconds:.0f} |" if plan else f"| {name} | {criterion} | {comp} | "
                              f"{100 * metric:.1f}% {case['metric']} | |")
                 print(lines[-1], flush=True)
-    out = ROOT / "benchmarks" / "results" / "recover_criteria.md"
-    out.write_text("\n".join(lines) + "\n")
+    write(args.out, "\n".join(lines), raw, threads=1)
     print("\n".join(lines))
 
 

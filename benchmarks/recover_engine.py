@@ -3,31 +3,32 @@ the committed fixtures and the cached pretrained speech models, converted and co
 onnxruntime on seeded inputs (max |torch - onnxruntime| relative to the output scale), with the
 forward time of each (batch 1, 1 thread, median of 20).
 
-    python benchmarks/recover_engine.py     # -> benchmarks/results/recover_engine.md
+Needs: the [recover] extra (`pip install -e ".[recover]"`: torch, onnx2torch) and the pretrained
+silero_vad_v6, silero_vad, embedding_model, melspectrogram and alexa_v0.1 (models/fetch.py; PyPI access once).
+
+    python benchmarks/recover_engine.py [--out benchmarks/results/recover_engine.md]
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import onnx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import REPO as ROOT, need_models, parser, write
 
 from onnxprune.core.runtime import make_session  # noqa: E402
 from onnxprune.errors import OnnxpruneError  # noqa: E402
 from onnxprune.recover import require  # noqa: E402
 from onnxprune.recover.engine import TorchModel, check  # noqa: E402
 
-CACHE = Path(os.environ.get("ONNXPRUNE_CACHE", Path.home() / ".cache" / "onnxprune")) / "models"
-MODELS = sorted((ROOT / "models" / "zoo").glob("*.onnx")) + sorted((ROOT / "models" / "fixtures").glob("*.onnx")) + \
-    [CACHE / f for f in ("silero_vad_v6.onnx", "silero_vad.onnx", "embedding_model.onnx", "melspectrogram.onnx",
-                         "alexa_v0.1.onnx")]
+PRETRAINED = ("silero_vad_v6", "silero_vad", "embedding_model", "melspectrogram", "alexa_v0.1")
+
+
+def models() -> list:
+    return sorted((ROOT / "models" / "zoo").glob("*.onnx")) + sorted((ROOT / "models" / "fixtures").glob("*.onnx")) + \
+        list(need_models(*PRETRAINED).values())
 
 
 def feeds(session, count=2, seed=0):
@@ -58,12 +59,11 @@ def median_ms(fn, n=20) -> float:
 
 
 def main() -> None:
+    args = parser(__doc__, "recover_engine.md").parse_args()
     torch, o2t = require()
     torch.set_num_threads(1)
-    rows = []
-    for path in MODELS:
-        if not path.exists():
-            continue
+    rows, raw = [], {}
+    for path in models():
         model = onnx.load(path)
         session = make_session(model, threads=1)
         fs = feeds(session)
@@ -73,19 +73,21 @@ def main() -> None:
             diff = check(model, tm, fs, tol=1e-4)
         except OnnxpruneError as exc:
             rows.append(f"| {name} | no | {str(exc)[:110]} | | | |")
+            raw[str(name)] = {"converts": False, "error": str(exc)}
             continue
         x = [torch.from_numpy(fs[0][n]) for n in tm.input_names]
         with torch.no_grad():
             t_ms = median_ms(lambda: tm(*x))
         o_ms = median_ms(lambda: session.run(None, fs[0]))
         rows.append(f"| {name} | yes | {diff:.1e} | {len(tm.params)} | {t_ms:.2f} | {o_ms:.2f} |")
+        raw[str(name)] = {"converts": True, "max_rel_diff": diff, "trainable_initializers": len(tm.params),
+                          "torch_ms": t_ms, "ort_ms": o_ms}
         print(rows[-1], flush=True)
-    lines = [f"Command: `python benchmarks/recover_engine.py` — torch {torch.__version__}, onnx2torch "
+    lines = [f"torch {torch.__version__}, onnx2torch "
              f"{getattr(o2t, '__version__', '1.5.15')}, 1 thread; seeded random inputs (2 per model).", "",
              "| model | converts | max rel diff vs onnxruntime | trainable initializers | torch fwd ms | ORT ms |",
              "|---|---|---:|---:|---:|---:|", *rows]
-    out = ROOT / "benchmarks" / "results" / "recover_engine.md"
-    out.write_text("\n".join(lines) + "\n")
+    write(args.out, "\n".join(lines), raw, threads=1)
     print("\n".join(lines))
 
 

@@ -7,21 +7,21 @@ Calibration and recovery read only the model's calib set (recovery keeps 20 % of
 stopping); the metric is on the eval set (voices never seen in training or calibration). A
 recovered model has the pruned model's graph, so its latency is the pruned model's.
 
+Needs: the [recover] extra (`pip install -e ".[recover]"`: torch, onnx2torch); the zoo's models and
+clips are committed. Writes recover_<case>.md and .json into --out (a folder; default benchmarks/out/).
+
     python benchmarks/recover_zoo.py [kws|ctc ...] [--ratios kws=0.5,0.625 ...] [--seconds 240] [--runs 300]
+                                     [--out benchmarks/results]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import OUT, REPO as ROOT, parser, write
 
 from onnxprune.api import PruneConfig, check_verified, prune  # noqa: E402
 from onnxprune.bench.evaluate import BenchConfig, run_bench  # noqa: E402
@@ -42,7 +42,8 @@ CASES = {
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__, "")
+    ap.set_defaults(out=OUT)
     ap.add_argument("cases", nargs="*", default=list(CASES))
     ap.add_argument("--ratios", action="append", default=[], help="CASE=R1,R2 (default: kws=0.5,0.625 ctc=0.375,0.5)")
     ap.add_argument("--seconds", type=float, default=240.0, help="Recovery time budget per model.")
@@ -87,14 +88,11 @@ def run_case(name: str, case: dict, ratios, args) -> None:
         row.update({"params": m["params"], "macs": m["macs"], "p50_ms": m["latency"]["p50_ms"],
                     "speedup": m["speedup"], key: m["task"][key],
                     "top1_agreement": m.get("fidelity", {}).get("top1_agreement", 1.0)})
-    write(name, key, rows, bench, args, case)
+    report(name, key, rows, args, case)
 
 
-def write(name, key, rows, bench, args, case) -> None:
-    out = ROOT / "benchmarks" / "results" / f"recover_{name}.md"
-    mc = bench["machine"]
-    lines = [f"Command: `python benchmarks/recover_zoo.py {name} --seconds {args.seconds:g} --runs {args.runs}` — "
-             f"{mc['cpu']}, {mc['cores']} cores, onnxruntime {mc['onnxruntime']} CPU, 1 thread, p50 of {args.runs} "
+def report(name, key, rows, args, case) -> None:
+    lines = [f"Case {name}, recovery budget {args.seconds:g} s: ONNX Runtime CPU, 1 thread, p50 of {args.runs} "
              f"interleaved runs; {key} on the held-out-voice eval set ({case['data'].relative_to(ROOT)}/eval); "
              f"calibration and recovery use only the calib set (recovery: 80 % train, 20 % early stopping).",
              "", f"| model | params | MACs | p50 ms | speedup | {key} | top-1 agreement with original | "
@@ -103,8 +101,7 @@ def write(name, key, rows, bench, args, case) -> None:
         lines.append(f"| {r['model']} | {r['params']:,} | {r['macs'] / 1e6:.2f}M | {r['p50_ms']:.3f} | "
                      f"{r['speedup']:.2f}x | {100 * r[key]:.1f}% | {100 * r['top1_agreement']:.1f}% | "
                      f"{r.get('recover_seconds', '')} | {r.get('peak_rss_mb', '')} |")
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    write(Path(args.out) / f"recover_{name}.md", "\n".join(lines), rows, threads=1)
     print("\n".join(lines))
 
 
