@@ -22,21 +22,11 @@ from pathlib import Path
 
 import onnx
 
-from _common import REPO as ROOT, parser, write
+from _common import parser, write
+from depth_vs_width import cases  # the same four models
 
 from onnxprune.search.auto import AutoConfig, auto_prune  # noqa: E402
 from onnxprune.bench import BenchConfig, run_bench  # noqa: E402
-
-
-def cases(tmp: Path):
-    from build_resnet_kws import build
-
-    resnet = tmp / "resnet_kws.onnx"
-    onnx.save(build(), resnet)
-    yield "transformer_dynamo", ROOT / "models" / "fixtures" / "transformer_dynamo.onnx"
-    yield "conformer_dynamo", ROOT / "models" / "fixtures" / "conformer_dynamo.onnx"
-    yield "kws_dscnn (bundled)", ROOT / "onnxprune" / "assets" / "kws_dscnn.onnx"
-    yield "resnet_kws (built)", resnet
 
 
 def main():

@@ -61,6 +61,7 @@ def onnxsim_check(model, sim_path: Path, removed: list[str]) -> dict:
 
 
 def cases(tmp: Path):
+    """The models depth is compared on (auto_depth.py uses the same)."""
     from build_resnet_kws import build
 
     resnet = tmp / "resnet_kws.onnx"

@@ -4,7 +4,6 @@ and --data, when given, is used: dims from its examples, the data-aware default 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,18 +12,10 @@ from onnx import TensorProto, helper
 from builders import GraphBuilder
 from test_main import run
 
-import onnxprune
 from onnxprune.core.io import save_model
 
-ASSETS = Path(onnxprune.__file__).parent / "assets" / "kws"
-DATA = ["--data", ASSETS / "calib", "--frontend", ASSETS / "logmel.onnx"]
+from cli_assets import DATA  # noqa: E402  (the bundled KWS and its data)
 
-
-@pytest.fixture
-def kws(tmp_path):
-    dst = tmp_path / "kws.onnx"
-    dst.write_bytes((ASSETS / "kws.onnx").read_bytes())
-    return dst
 
 
 def _mlp(tmp_path, batch="N", second_input=False):

@@ -6,24 +6,14 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
-import onnx
 import pytest
 
 from test_main import run
 
-import onnxprune
 
-ASSETS = Path(onnxprune.__file__).parent / "assets" / "kws"
-DATA = ["--data", ASSETS / "calib", "--frontend", ASSETS / "logmel.onnx"]
+from cli_assets import DATA  # noqa: E402  (the bundled KWS and its data)
 
-
-@pytest.fixture
-def kws(tmp_path):
-    dst = tmp_path / "kws.onnx"
-    dst.write_bytes((ASSETS / "kws.onnx").read_bytes())
-    return dst
 
 
 def _fidelity_line(stdout: str) -> str:
