@@ -126,14 +126,18 @@ def _shown(metrics: dict, key: str) -> float:
 @ray_option
 @click.option("--latency-on", metavar="RESOURCE", help="Time every latency measurement on the Ray worker holding this "
               "custom resource, e.g. device:pi5 (implies --ray; scoring and rewriting stay here).")
-@click.option("--depth", is_flag=True, help="First drop residual blocks (measured gain per unit of sensitivity, within "
-                                            "the budget), then search widths for what is left of the goal.")
+@click.option("--depth", is_flag=True, help="Also remove residual blocks: one search over width steps and blocks (and "
+                                            "ranks with --low-rank) by measured gain per unit of sensitivity.")
+@click.option("--low-rank", "low_rank", is_flag=True, help="Also factorize MatMul/Gemm/1x1 Conv/LSTM/GRU input weights, "
+              "only where factorizing measured faster (whitened SVD on --data).")
+@click.option("--block-repair", type=click.Choice(["none", "mean"]), default="none", show_default=True,
+              help="With --depth: a dropped block leaves y = x + E[f(x)] per channel (from --data, else seeded inputs).")
 @verbose_option
 @run_command("auto")
 def auto(model, output, target_speedup, target_macs, target_params, max_drop, min_snr, criterion, compensate, round_to,
          exclude, shapes,
          allow_io_change, provider, threads, runs, latency_model, calib, n_eval, data, max_evals, time_limit, seed,
-         save_plan, report, plot, no_cache, depth, verbose, head, ray_address, latency_on, **task_kw):
+         save_plan, report, plot, no_cache, depth, low_rank, block_repair, verbose, head, ray_address, latency_on, **task_kw):
     """Prune MODEL to a goal within a metric budget; write OUTPUT (verified like prune)."""
     goal, target = _goal(target_speedup, target_macs, target_params)
     if round_to < 1:
@@ -150,7 +154,8 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
         click.echo(f"budget: {why}")
     search = AutoConfig(goal=goal, target=target, max_drop=max_drop, min_snr=min_snr, calib=calib, n_eval=n_eval,
                         latency=latency_model, provider=provider, threads=threads, runs=runs, cache=not no_cache,
-                        max_evals=max_evals, time_limit=time_limit, depth=depth)
+                        max_evals=max_evals, time_limit=time_limit, depth=depth,
+                        low_rank=low_rank, block_repair=block_repair)
     config = PruneConfig(ratio=0.0, criterion=criterion, compensate=compensate, round_to=round_to,
                          exclude=tuple(exclude), shapes=shapes, allow_io_change=allow_io_change, seed=seed)
     executor = executor_for(ray_address, needed=latency_on is not None)
@@ -164,12 +169,6 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
     def on_latency(lat):
         click.echo(f"latency model: {provider}, {threads} thread(s), original {lat.base_ms:.3f} ms; "
                    + ("cached" if lat.cached else f"{lat.passes} timed passes ({lat.seconds:.1f}s)"))
-
-    def on_depth(e):
-        m = e["metrics"]
-        click.echo(f"block {e['block']} ({e['kind']}): nmse alone {e['nmse_alone']:.3g}, gain alone "
-                   f"{100 * e['gain_alone']:.1f}% | top1 {m['top1_agreement']:.1f}% (drop {e['drop']:.2f}), "
-                   f"SNR {m['snr_db']:.1f} dB | {'dropped' if e['accepted'] else 'over budget, kept'}")
 
     def progress(e):
         speed = f"{e['predicted_speedup']:.2f}x pred | " if "predicted_speedup" in e else ""
@@ -187,7 +186,7 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
                    f"| params {100 * e['params']:.1f}% | {metric} | {'ok' if e['accepted'] else 'over budget, step back'}")
 
     done = auto_prune(model, replace(search, metric=metric), config, data=data, evaluate=evaluate,
-                      on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress, on_depth=on_depth,
+                      on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress,
                       executor=executor, timer=timer)
     found, speedup = done.search, done.measured_speedup
     n_used = len(getattr(evaluate, "clips", None) or evaluate.examples) if evaluate is not None else n_eval
