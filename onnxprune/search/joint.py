@@ -69,6 +69,10 @@ class JointSpace:
             self._spaces[key] = WidthSpace(self.depth_model(key), self.config)
         return self._spaces[key]
 
+    def layer_names(self, blocks: tuple) -> set[str]:
+        """Factorizable layers left once these blocks are gone (a dropped block takes its layers)."""
+        return {l.name for l in find_layers(self.space(blocks).model)}
+
     def ranks(self, model: onnx.ModelProto, levels: dict) -> dict[str, int]:
         layers = {l.name: l for l in find_layers(model)}
         out = {}
@@ -233,8 +237,9 @@ class JointSearch:
                 share = block.params / max(1, self.base_stats["params"])
                 found.append(((share / max(e["nmse"], 1e-12), share), "block", name, True))
         if self.goal != "params":
+            present = self.js.layer_names(blocks)
             for name, table in self.rank_table.items():
-                if ("rank", name) in frozen:
+                if ("rank", name) in frozen or name not in present:
                     continue
                 now = levels.get(name, 0.0)
                 d0 = self.all_ranks[name][now]["nmse"] if now else 0.0
@@ -277,6 +282,8 @@ class JointSearch:
             elif kind == "block":
                 t_blocks = tuple(sorted(blocks + (name,)))
                 t_keep = carry_widths(js.space(blocks), js.space(t_blocks), keep)
+                present = js.layer_names(t_blocks)
+                t_levels = {n: lv for n, lv in levels.items() if n in present}
             else:
                 t_levels = dict(levels, **{name: value})
             gain = moves[0][0][1]
