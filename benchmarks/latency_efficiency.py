@@ -7,10 +7,15 @@ thread and at all threads, `--repeats` times, and reports the median speedup ove
 onnxruntime profile of both models (1 thread) splits kernel time into MAC-bearing ops
 (Conv/Gemm/MatMul/LSTM/GRU/...) and the rest; Amdahl's law then gives the speedup to expect if only
 the MAC-bearing kernels shrank with their MACs, which is what an efficiency below 1 is compared with.
+With `--depth`, each model with removable residual blocks also gets a depth row: the least
+sensitive half of its blocks dropped (verified; sensitivity = nmse on 8 seeded inputs), timed the
+same way (no profile). Every row lists the op types pruning *added* to the graph ("none": the
+pruned graph is the exporter's graph with smaller tensors, i.e. what a dense export at the same
+widths gives; see docs/depth_lowrank.md for why re-randomizing the same graph would prove nothing).
 
 Needs: the pretrained silero_vad_v6 and embedding_model (models/fetch.py; PyPI access once).
 
-    python benchmarks/latency_efficiency.py [--runs 300] [--repeats 3] [--out benchmarks/results/latency_efficiency.md]
+    python benchmarks/latency_efficiency.py [--runs 300] [--repeats 3] [--depth] [--out benchmarks/results/latency_efficiency.md]
 """
 
 from __future__ import annotations
@@ -125,32 +130,77 @@ def _pruned_shapes(result) -> dict:
     return shapes
 
 
+def timed(path, pruned, shapes, mac_ratio: float, args) -> dict:
+    """Speedups of `pruned` over `path` at 1 thread and all threads, `args.repeats` interleaved runs each."""
+    entry = {}
+    for threads in (1, 0):
+        speedups, p50s = [], []
+        for _ in range(args.repeats):
+            cfg = BenchConfig(threads=threads, warmup=20, runs=args.runs, shapes=shapes, memory=False,
+                              fidelity_inputs=1)
+            b = run_bench([str(path), str(pruned)], cfg)
+            speedups.append(b["models"][1]["speedup"])
+            p50s.append((b["models"][0]["latency"]["p50_ms"], b["models"][1]["latency"]["p50_ms"]))
+        key = "1 thread" if threads == 1 else "all threads"
+        entry[key] = {"speedup_median": statistics.median(speedups), "speedups": speedups, "p50_ms": p50s,
+                      "efficiency": statistics.median(speedups) / mac_ratio}
+    return entry
+
+
+def ops_added(original, pruned) -> list[str]:
+    """Op types the pruned graph has more of than the original (pruning should add none)."""
+    from collections import Counter
+
+    extra = Counter(n.op_type for n in pruned.graph.node) - Counter(n.op_type for n in original.graph.node)
+    return sorted(f"{k} x{v}" for k, v in extra.items())
+
+
+def depth_row(name, path, shapes, args, tmp) -> list[str] | None:
+    """The least sensitive half of the removable blocks dropped, timed like the width rows."""
+    from onnxprune.search.depth import block_sensitivity, least_sensitive
+
+    model = onnxprune.load_model(path)
+    rows = block_sensitivity(model, shapes=shapes, count=8)
+    n = sum(r["removable"] for r in rows)
+    if not n:
+        return None
+    result = onnxprune.prune(model, ratio=0.0, shapes=shapes, drop_blocks=tuple(least_sensitive(rows, (n + 1) // 2)))
+    assert all(s["verify"]["passed"] for s in result.steps), result.steps
+    out = tmp / f"{path.stem}_depth.onnx"
+    result.save(out)
+    mac_ratio = result.before["macs"] / max(1, result.after["macs"])
+    entry = timed(path, out, shapes, mac_ratio, args)
+    entry.update(blocks=list(result.plan.blocks), mac_reduction=mac_ratio, macs_before=result.before["macs"],
+                 ops_added=ops_added(model, result.model))
+    one, allt = entry["1 thread"], entry["all threads"]
+    row = [f"{name}, depth: {', '.join(entry['blocks'])}", f"{mac_ratio:.2f}x",
+           f"{statistics.median(p[0] for p in one['p50_ms']):.3f}", spread(one["speedups"], "{:.2f}", "x"),
+           f"**{one['efficiency']:.2f}**", spread(allt["speedups"], "{:.2f}", "x"), f"**{allt['efficiency']:.2f}**",
+           "-", "-", "-", "-", "-", "-", ", ".join(entry["ops_added"]) or "none"]
+    return row, entry
+
+
 def main():
     ap = parser(__doc__, "latency_efficiency.md")
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ratio", type=float, default=0.5)
+    ap.add_argument("--depth", action="store_true", help="add a depth row per model with removable blocks")
+    ap.add_argument("--models", default=None, help="comma-separated substrings: only the matching models")
     args = ap.parse_args()
     rows, raw = [], {}
     tmp = Path(tempfile.mkdtemp(prefix="onnxprune-eff-"))
     for name, path, shapes in cases():
+        if args.models and not any(k in name for k in args.models.split(",")):
+            continue
         result = onnxprune.prune(path, ratio=args.ratio, shapes=shapes)
         assert result.verify.passed, result.verify.message
         pruned = tmp / f"{path.stem}_pruned.onnx"
         result.save(pruned)
         mac_ratio = result.before["macs"] / max(1, result.after["macs"])
         entry = {"macs_before": result.before["macs"], "macs_after": result.after["macs"], "mac_reduction": mac_ratio}
-        for threads in (1, 0):
-            speedups, p50s = [], []
-            for _ in range(args.repeats):
-                cfg = BenchConfig(threads=threads, warmup=20, runs=args.runs, shapes=shapes, memory=False,
-                                  fidelity_inputs=1)
-                b = run_bench([str(path), str(pruned)], cfg)
-                speedups.append(b["models"][1]["speedup"])
-                p50s.append((b["models"][0]["latency"]["p50_ms"], b["models"][1]["latency"]["p50_ms"]))
-            key = "1 thread" if threads == 1 else "all threads"
-            entry[key] = {"speedup_median": statistics.median(speedups), "speedups": speedups, "p50_ms": p50s,
-                          "efficiency": statistics.median(speedups) / mac_ratio}
+        entry.update(timed(path, pruned, shapes, mac_ratio, args))
+        entry["ops_added"] = ops_added(onnxprune.load_model(path), result.model)
         prof_o, prof_p = kernel_profiles([path, pruned], [result.analysis.input_shapes,
                                                           _pruned_shapes(result)], args.runs)
         wall_o = statistics.median(p[0] for p in entry["1 thread"]["p50_ms"]) * 1e3
@@ -168,8 +218,13 @@ def main():
                      spread(allt["speedups"], "{:.2f}", "x"),
                      f"**{allt['efficiency']:.2f}**", f"{mac_o:.0f} → {mac_p:.0f}", f"{mac_o / max(mac_p, 1e-9):.2f}x", f"{oth_o:.0f} → {oth_p:.0f}",
                      f"{out_o:.0f}", f"{bound:.2f}x",
-                     ", ".join(f"{k} {v:.0f}" for v, k in top)])
+                     ", ".join(f"{k} {v:.0f}" for v, k in top), ", ".join(entry["ops_added"]) or "none"])
         print(" | ".join(rows[-1]), flush=True)
+        found = depth_row(name, path, shapes, args, tmp) if args.depth else None
+        if found:
+            rows.append(found[0])
+            raw[name + " (depth)"] = found[1]
+            print(" | ".join(rows[-1]), flush=True)
     import onnxruntime as ort
 
     lines = [f"ONNX Runtime {ort.__version__} CPU, {os.cpu_count()} cores; ratio {args.ratio}, "
@@ -181,8 +236,8 @@ def main():
              "in the proportions of an onnxruntime profile (medians per node, original and pruned interleaved). "
              "Amdahl bound = speedup if only the MAC kernels shrank, by exactly the MAC reduction.", "",
              "| model | MAC reduction | p50 ms original (1 thr) | speedup 1 thread | efficiency 1 thread | speedup all threads "
-             "| efficiency all threads | MAC kernels µs | MAC-kernel speedup | other kernels µs | fixed call cost µs | Amdahl bound | largest other ops (orig, µs) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| efficiency all threads | MAC kernels µs | MAC-kernel speedup | other kernels µs | fixed call cost µs | Amdahl bound | largest other ops (orig, µs) | op types added by pruning |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     write(args.out, "\n".join(lines), raw)
 

@@ -183,7 +183,7 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
         else:
             metric = f"top1 {m['top1_agreement']:.1f}% (drop {e['drop']:.2f}), SNR {m['snr_db']:.1f} dB"
         click.echo(f"step {e['step']:3d}: {e['group']} {e['kept']}/{e['size']} | {speed}MACs {100 * e['macs']:.1f}% "
-                   f"| params {100 * e['params']:.1f}% | {metric} | {'ok' if e['accepted'] else 'over budget, step back'}")
+                   f"| params {100 * e['params']:.1f}% | {metric} | {_verdict(e)}")
 
     done = auto_prune(model, replace(search, metric=metric), config, data=data, evaluate=evaluate,
                       on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress,
@@ -230,6 +230,14 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
     if unchanged:
         return "UNCHANGED"
     return "PASSED" if found.reached else "PARTIAL"
+
+
+def _verdict(e) -> str:
+    if e["accepted"]:
+        return "ok"
+    if e.get("speedup_vs_previous") is not None:  # within budget, but measured no faster
+        return f"not faster ({e['speedup_vs_previous']:.3f}x), step back"
+    return "over budget, step back"
 
 
 def _explain_no_op(done, max_drop, min_snr, metric_name, data_given, criterion, compensate) -> bool:
