@@ -104,20 +104,21 @@ def main():
         steps = ", ".join(f"{j['kinds'].count(k)} {k}" for k in ("width", "block", "rank") if j["kinds"].count(k))
         rows.append([name, f"{w['macs']:.3f}", f"{w['snr_db']:.1f}",
                      f"{sw:.2f}x", steps or "none", ", ".join(j["blocks"]) or "-",
-                     f"{len(j['ranks'])} ({len(j['faster_layers'])} measured faster)",
+                     f"{len(j['ranks'])} (offered: {len(j['faster_layers'])})",
                      f"{j['macs']:.3f}", f"{j['snr_db']:.1f}",
                      f"{sj:.2f}x", f"**{sj / sw:.2f}**"])
         print(" | ".join(rows[-1]), flush=True)
-    better = sum(float(r[-1].strip("*")) > 1.0 for r in rows)
+    better = sum(float(r[-1].strip("*")) >= 1.03 for r in rows)  # below 3 %: within this machine's noise
     what = f"{target:g}x faster (measured latency model)" if goal == "speedup" else f"keep <= {target:g} of the MACs"
     lines = [f"ONNX Runtime CPU, 1 thread, {os.cpu_count()} cores shared; goal: {what} (neither need reach it: "
              f"each search goes as far as the budget allows), budget: SNR >= {args.min_snr:g} dB vs the original on 32 held-out feeds; speedup = median over "
              f"{args.repeats} repeats of p50 original / p50 pruned, the three models interleaved.", "",
              "| model | widths: MACs kept | SNR dB | speedup | joint: accepted steps | blocks dropped | layers "
-             "factorized | MACs kept | SNR dB | speedup | joint / widths |",
+             "factorized (offered: measured >= 1.03x alone) | MACs kept | SNR dB | speedup | joint / widths |",
              "|---|---:|---:|---:|---|---|---|---:|---:|---:|---:|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += ["", f"Joint search faster than widths alone on {better} of {len(rows)} models."]
+    lines += ["", f"Joint search faster than widths alone by 3 % or more (beyond the repeat-to-repeat noise here) on "
+                  f"{better} of {len(rows)} models."]
     write(args.out, "\n".join(lines), raw, threads=1)
 
 

@@ -346,8 +346,9 @@ def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | N
     if s.depth or s.low_rank:  # one search over widths, blocks and ranks
         from .joint import auto_joint
 
-        return auto_joint(model, s, config, data=data, pool=pool, evaluate=evaluate, timer=timer,
-                          on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress)
+        return auto_joint(model, s, config, results=(SearchResult, AutoResult), data=data, pool=pool,
+                          evaluate=evaluate, timer=timer, on_sensitivity=on_sensitivity, on_latency=on_latency,
+                          progress=progress)
     space = WidthSpace(model, config)
     if not space.groups:
         raise UsageError("the model has no prunable group (see onnxprune inspect)")

@@ -255,9 +255,8 @@ class JointSearch:
         return found
 
     # -- the greedy -------------------------------------------------------------------------
-    def run(self):
-        from .auto import SearchResult
-
+    def run(self, SearchResult):
+        """The greedy; `SearchResult` is auto's result class (passed in: search/auto.py imports this module)."""
         js, start = self.js, time.perf_counter()
         blocks, levels, frozen = (), {}, set()
         keep = js.space(()).full
@@ -372,12 +371,12 @@ def _shapes(model, js: JointSpace) -> dict:
         return {}
 
 
-def auto_joint(model: onnx.ModelProto, s, config, *, data=None, pool=None, evaluate=None, timer=None,
+def auto_joint(model: onnx.ModelProto, s, config, *, results, data=None, pool=None, evaluate=None, timer=None,
                on_sensitivity=None, on_latency=None, progress=None):
     """`auto_prune` when `s.depth` or `s.low_rank`: the joint greedy, then the plan through `prune`
-    (verified). `s` is the AutoConfig, `config` the PruneConfig; as auto_prune otherwise."""
+    (verified). `s` is the AutoConfig, `config` the PruneConfig, `results` auto's (SearchResult,
+    AutoResult) classes; as auto_prune otherwise."""
     from ..core.runtime import make_session, random_feeds
-    from .auto import AutoResult
     from .fidelity import Fidelity, make_feeds
     from .latency_model import LatencyModel, MacsLatency
     from .sensitivity import measure_sensitivity
@@ -415,7 +414,8 @@ def auto_joint(model: onnx.ModelProto, s, config, *, data=None, pool=None, evalu
                          metric=s.metric, max_drop=s.max_drop, min_snr=s.min_snr, latency=latency, timing=timing,
                          use_blocks=s.depth, use_ranks=s.low_rank, max_evals=s.max_evals, time_limit=s.time_limit,
                          progress=progress, baseline=baseline)
-    found = search.run()
+    SearchResult, AutoResult = results
+    found = search.run(SearchResult)
     blocks, keep, levels = search.state
     plan = js.plan(blocks, keep, levels)
     plan.meta.update({"auto": {"goal": s.goal, "target": s.target, "reached": found.reached, "search": "joint"}})
