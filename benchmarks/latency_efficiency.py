@@ -24,11 +24,9 @@ is built here.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 
 from _common import REPO as ROOT, need_models, parser, spread, write
@@ -57,43 +55,14 @@ def cases(tmp: Path):
         yield name, path, shapes[name]
 
 
-def _profiled_session(path: Path):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.enable_profiling = True
-    opts.profile_file_prefix = str(Path(tempfile.gettempdir()) / f"onnxprune-prof-{path.stem}")
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
 def kernel_profiles(paths: list[Path], shapes_list: list[dict], runs: int) -> list[dict]:
-    """Per model (profiled together, interleaved, 1 thread): median wall ms of a run and median
-    microseconds per run of each op type's kernels (median per node over runs, summed by op type)."""
-    import time
+    """Per model (profiled together, interleaved, 1 thread): median wall µs of a run and median
+    microseconds per run of each op type's kernels (onnxprune.bench.profile, as `bench --profile`)."""
+    from onnxprune.bench.profile import op_type_profiles
+    from onnxprune.core.runtime import make_session
 
-    sessions = [_profiled_session(p) for p in paths]
-    feeds = [random_feeds(s, sh, seed=0) for s, sh in zip(sessions, shapes_list)]
-    walls = [[] for _ in sessions]
-    for r in range(runs):
-        for k in ([0, 1] if r % 2 == 0 else [1, 0]):
-            t = time.perf_counter()
-            sessions[k].run(None, feeds[k])
-            walls[k].append(time.perf_counter() - t)
-    out = []
-    for sess, wall in zip(sessions, walls):
-        prof = Path(sess.end_profiling())
-        per_node: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for ev in json.loads(prof.read_text()):
-            if ev.get("cat") == "Node" and ev.get("name", "").endswith("_kernel_time"):
-                per_node[(ev["name"], ev["args"].get("op_name", "?"))].append(ev["dur"])
-        prof.unlink()
-        per_op: dict[str, float] = defaultdict(float)
-        for (_, op), durs in per_node.items():
-            per_op[op] += statistics.median(durs)
-        out.append({"wall_us": statistics.median(wall) * 1e6, "ops_us": dict(per_op)})
-    return out
+    feeds = [random_feeds(make_session(str(p)), sh, seed=0) for p, sh in zip(paths, shapes_list)]
+    return op_type_profiles([str(p) for p in paths], feeds, runs=runs, threads=1)
 
 
 def run_overhead_us(path: Path, shapes: dict, runs: int) -> float:
