@@ -329,7 +329,7 @@ class JointSearch:
                         since += 1
                         predicted = correction / max(1e-6, 1.0 - min(predicted_gain, 0.95))
                         entry["predicted_speedup"] = round(predicted, 4)
-                        if predicted >= self.target or since >= MEASURE_EVERY:
+                        if predicted >= self.target or since >= MEASURE_EVERY or kind == "block":  # a big step: measure
                             measured = self.measure(model)
                             res.measurements += 1
                             if measured >= self.target:
