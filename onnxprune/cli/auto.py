@@ -164,11 +164,13 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
     calib_feeds = None
     if recover or criteria.get(criterion).external:
         if data is None:
-            raise UsageError(f"--criterion {criterion} needs calibration data: pass --data")
-        from ..search.fidelity import split_part
+            raise UsageError(f"--{'recover' if recover else 'criterion ' + criterion} needs calibration data: "
+                             f"pass --data")
+        from ..search.fidelity import split_part, spread
 
-        calib_feeds = [ex.feeds for ex in split_part(original, data, 0)]  # the split auto calibrates on
-        scores = gradient_scores_for(original, config, calib_feeds[:search_calib_examples()])
+        examples = split_part(original, data, 0)  # the split auto calibrates on
+        calib_feeds = [ex.feeds for ex in examples]
+        scores = gradient_scores_for(original, config, [ex.feeds for ex in spread(examples, search_calib_examples())])
         config = replace(config, scores=scores)
     executor = executor_for(ray_address, needed=latency_on is not None)
     timer = device_timer(executor, latency_on, provider) if latency_on else None
