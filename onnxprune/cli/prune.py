@@ -73,6 +73,10 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     check_recover(recover, data, recover_time, recover_max_steps, recover_rounds)
     check_criterion(criterion)
     plan = Plan.from_json(Path(plan_path).read_text()) if plan_path else None
+    if recover_rounds > 1 and (plan is not None or global_ranking or allocate != "uniform" or drop_blocks
+                               or low_rank is not None or ranks or criteria.get(criterion).external):
+        raise UsageError("--recover-rounds ranks and prunes uniform widths afresh each round: drop --plan/--global/"
+                         "--allocate/--drop-blocks/--low-rank/--rank/--criterion taylor|fisher")
     onnx_model = load_model(model)
     if allocate == "sensitivity" and (drop_blocks or low_rank is not None or ranks):
         raise UsageError("--allocate sensitivity does not combine with --drop-blocks/--low-rank/--rank yet")
@@ -86,10 +90,6 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     recover_feeds = calibration if recover else None  # a list: read once, used by calibration and recovery
     if recover and not lowrank and not criteria.needs_data(criterion, compensate):
         calibration = None
-    if recover_rounds > 1 and (plan is not None or global_ranking or allocate != "uniform" or drop_blocks
-                               or low_rank is not None or ranks):
-        raise UsageError("--recover-rounds prunes uniform widths in rounds: drop --plan/--global/--allocate/"
-                         "--drop-blocks/--low-rank/--rank")
     scores = None
     if plan is None and criteria.get(criterion).external:
         calibration = list(calibration)

@@ -50,9 +50,10 @@ def iterative_prune(original: onnx.ModelProto, config: PruneConfig, feeds: list[
     recover_config = recover_config or RecoverConfig()
     if rounds < 1:
         raise UsageError(f"--recover-rounds {rounds} must be at least 1")
-    if config.plan is not None or config.global_ranking or config.drop_blocks or config.low_rank or config.ranks:
-        raise UsageError("--recover-rounds prunes uniform widths in rounds: drop --plan/--global/--drop-blocks/"
-                         "--low-rank/--rank")
+    if config.plan is not None or config.global_ranking or config.drop_blocks or config.low_rank or config.ranks \
+            or config.scores is not None:
+        raise UsageError("--recover-rounds ranks and prunes uniform widths afresh each round: drop --plan/--global/"
+                         "--drop-blocks/--low-rank/--rank and precomputed scores (taylor/fisher)")
     feeds = list(feeds)
     per_round = replace(recover_config, seconds=recover_config.seconds / rounds,
                         steps=max(1, recover_config.steps // rounds))
