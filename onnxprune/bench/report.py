@@ -115,12 +115,18 @@ def jsonable(x):
 
 def sweep_rows(sweep: dict):
     headers = ["ratio", "params", "MACs", "p50 ms", "speedup", sweep["quality_metric"], "Pareto (latency)", "Pareto (MACs)", "file"]
+    recovered = any("recovered" in p for p in sweep["points"])  # sweep --recover: the twins' quality beside
+    if recovered:
+        headers.insert(6, f"{sweep['quality_metric']}, recovered")
     out = []
     for p in sweep["points"]:
-        out.append([f"{p['ratio']:g}", human(p["params"]), human(p["macs"]) if p["macs"] is not None else "-",
-                    _f(p["p50_ms"]), _f(p["speedup"], "{:.2f}x"), _f(p["quality"], "{:.4f}"),
-                    "yes" if p.get("pareto_p50_ms") else "", "yes" if p.get("pareto_macs") else "",
-                    p["path"].rsplit("/", 1)[-1]])
+        row = [f"{p['ratio']:g}", human(p["params"]), human(p["macs"]) if p["macs"] is not None else "-",
+               _f(p["p50_ms"]), _f(p["speedup"], "{:.2f}x"), _f(p["quality"], "{:.4f}"),
+               "yes" if p.get("pareto_p50_ms") else "", "yes" if p.get("pareto_macs") else "",
+               p["path"].rsplit("/", 1)[-1]]
+        if recovered:
+            row.insert(6, _f(p.get("quality_recovered"), "{:.4f}") if "recovered" in p else "-")
+        out.append(row)
     return out, headers
 
 

@@ -98,17 +98,19 @@ def quality_of(entry: dict, task: str | None, fidelity_key: str) -> tuple[str, f
 
 
 def run_sweep(model_path: str, ratios: list[float], prune_cfg: PruneConfig, bench_cfg: BenchConfig,
-              out_dir: str, fidelity_key: str = "top1", executor=None, timer=None) -> dict:
+              out_dir: str, fidelity_key: str = "top1", executor=None, timer=None, recover=None) -> dict:
     """Sweep results as a JSON-able dict. On any error the files it wrote (and `out_dir`, if it
     created it) are removed, so a failed sweep leaves no partial output. `executor`
     (core.executor) prunes the ratios in parallel, each from the model's bytes, to the same files;
-    `timer` is run_bench's timing hook (e.g. on a target device)."""
+    `timer` is run_bench's timing hook (e.g. on a target device). `recover(result) -> (model,
+    report)` (sweep --recover; local only) gives each verified ratio a recovered twin, benchmarked
+    beside it: same graph, new initializer values."""
     out = Path(out_dir)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     try:
-        return _sweep(model_path, ratios, prune_cfg, bench_cfg, out, fidelity_key, written, executor, timer)
+        return _sweep(model_path, ratios, prune_cfg, bench_cfg, out, fidelity_key, written, executor, timer, recover)
     except BaseException:
         for f in written:
             f.unlink(missing_ok=True)
@@ -151,7 +153,7 @@ def _remote(model, ratios: list[float], cfg: PruneConfig, executor) -> dict:
 
 
 def _sweep(model_path, ratios, prune_cfg, bench_cfg, out: Path, fidelity_key: str, written: list, executor=None,
-           timer=None) -> dict:
+           timer=None, recover=None) -> dict:
     model = load_model(model_path)
     stem = Path(model_path).stem
     paths, names, points, failed = [str(model_path)], ["original"], [], []
@@ -161,12 +163,18 @@ def _sweep(model_path, ratios, prune_cfg, bench_cfg, out: Path, fidelity_key: st
             points.append({"ratio": 0.0, "model": "original", "path": str(model_path)})
             continue
         target = out / f"{stem}_r{ratio:g}.onnx".replace("0.", "0p")
+        twin = None
         if executor is None:
             with external.scratch():  # only the saved file is used afterwards
                 result = prune(model, config=dataclasses.replace(prune_cfg, ratio=ratio))
                 v, resized_io = result.verify, result.resized_io
                 if v is None or v.passed:
                     written.extend(save_model(result.model, target))
+                    if recover is not None:
+                        recovered, report = recover(result)
+                        twin = {"name": f"r={ratio:g} recovered", "report": report,
+                                "path": str(target.with_name(target.stem + "_recovered.onnx"))}
+                        written.extend(save_model(recovered, twin["path"]))
                 del result
             v = None if v is None else {"passed": v.passed, "message": v.message, "max_abs_diff": v.max_abs_diff}
         else:
@@ -185,7 +193,10 @@ def _sweep(model_path, ratios, prune_cfg, bench_cfg, out: Path, fidelity_key: st
         names.append(name)
         points.append({"ratio": ratio, "model": name, "path": str(target),
                        "max_abs_diff_vs_reference": v["max_abs_diff"] if v else None,
-                       "resized_io": resized_io})
+                       "resized_io": resized_io, **({"recovered": twin} if twin else {})})
+        if twin:
+            paths.append(twin["path"])
+            names.append(twin["name"])
     if 0.0 not in ratios:
         points.insert(0, {"ratio": 0.0, "model": "original", "path": str(model_path)})
     bench = run_bench(paths, dataclasses.replace(bench_cfg, names=tuple(names)), timer=timer)
@@ -195,6 +206,10 @@ def _sweep(model_path, ratios, prune_cfg, bench_cfg, out: Path, fidelity_key: st
         metric, value, higher = quality_of(m, bench["task"], fidelity_key)
         p.update(p50_ms=m["latency"]["p50_ms"], speedup=m["speedup"], macs=m["macs"], params=m["params"],
                  size_bytes=m["size_bytes"], quality=value)
+        if "recovered" in p:  # the twin: same graph (latency), new weights (quality, fidelity)
+            twin = by_name[p["recovered"]["name"]]
+            p["quality_recovered"] = quality_of(twin, bench["task"], fidelity_key)[1]
+            p["recovered"]["fidelity"] = twin.get("fidelity")
     metric, original, higher = quality_of(by_name["original"], bench["task"], fidelity_key)
     collapse = mark_front(points, metric, higher, original)
     return {"model": str(model_path), "quality_metric": metric, "higher_is_better": higher, "points": points,

@@ -22,6 +22,7 @@ from .bench import task_options
 from .data_options import data_options
 from .ray_options import device_timer, executor_for, ray_option
 from .depth import print_steps
+from .recover import check_criterion, check_recover, gradient_scores_for, with_recover_options
 
 
 def _goal(speedup, macs, params) -> tuple[str, float]:
@@ -97,7 +98,8 @@ def _shown(metrics: dict, key: str) -> float:
                    "for a classifier output or with --task/--head, else --min-snr 20.")
 @click.option("--min-snr", type=float, help="Budget: output SNR vs the original must stay >= this many dB.")
 @click.option("--criterion", type=click.Choice(criteria.NAMES),
-              help="How channels are ranked [default: l1; reconstruction with --data].")
+              help="How channels are ranked [default: l1; reconstruction with --data; taylor/fisher need "
+                   "onnxprune[recover]].")
 @click.option("--compensate", type=click.Choice(METHODS), default="none", show_default=True,
               help="Repair each candidate's consumers from calibration data (as prune --compensate).")
 @click.option("--round-to", type=int, default=4, show_default=True, help="Keep a multiple of N channels per group.")
@@ -132,18 +134,24 @@ def _shown(metrics: dict, key: str) -> float:
               "only where factorizing measured faster (whitened SVD on --data).")
 @click.option("--block-repair", type=click.Choice(["none", "mean"]), default="none", show_default=True,
               help="With --depth: a dropped block leaves y = x + E[f(x)] per channel (from --data, else seeded inputs).")
+@with_recover_options
 @verbose_option
 @run_command("auto")
 def auto(model, output, target_speedup, target_macs, target_params, max_drop, min_snr, criterion, compensate, round_to,
          exclude, shapes,
          allow_io_change, provider, threads, runs, latency_model, calib, n_eval, data, max_evals, time_limit, seed,
-         save_plan, report, plot, no_cache, depth, low_rank, block_repair, verbose, head, ray_address, latency_on, **task_kw):
+         save_plan, report, plot, no_cache, depth, low_rank, block_repair, verbose, head, ray_address, latency_on,
+         recover, recover_time, recover_max_steps, **task_kw):
     """Prune MODEL to a goal within a metric budget; write OUTPUT (verified like prune)."""
     goal, target = _goal(target_speedup, target_macs, target_params)
     if round_to < 1:
         raise UsageError(f"--round-to {round_to} must be at least 1")
     criterion = checks.default_criterion(criterion, data, compensate)
     check_output_path(model, output)
+    check_recover(recover, data, recover_time, recover_max_steps)
+    check_criterion(criterion)
+    if depth and criteria.get(criterion).external:
+        raise UsageError(f"--criterion {criterion} scores the original's channels: it does not combine with --depth yet")
     original = load_model(model)
     checks.check_exclude(original, exclude)
     shapes = checks.shapes_from_data(original, data, shapes)
@@ -158,6 +166,17 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
                         low_rank=low_rank, block_repair=block_repair)
     config = PruneConfig(ratio=0.0, criterion=criterion, compensate=compensate, round_to=round_to,
                          exclude=tuple(exclude), shapes=shapes, allow_io_change=allow_io_change, seed=seed)
+    calib_feeds = None
+    if recover or criteria.get(criterion).external:
+        if data is None:
+            raise UsageError(f"--{'recover' if recover else 'criterion ' + criterion} needs calibration data: "
+                             f"pass --data")
+        from ..search.fidelity import split_part, spread
+
+        examples = split_part(original, data, 0)  # the split auto calibrates on
+        calib_feeds = [ex.feeds for ex in examples]
+        scores = gradient_scores_for(original, config, [ex.feeds for ex in spread(examples, search_calib_examples())])
+        config = replace(config, scores=scores)
     executor = executor_for(ray_address, needed=latency_on is not None)
     timer = device_timer(executor, latency_on, provider) if latency_on else None
 
@@ -211,11 +230,15 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
     unchanged = _explain_no_op(done, max_drop, min_snr, metric_name, data is not None, criterion, compensate)
     if isinstance(evaluate, HeadEvaluator) and evaluate.cfg is not None:
         _pipeline_line(evaluate, original, done.result.model, head)
+    fid_feeds = _fidelity_feeds(original, done, evaluate, data, n_eval, seed)
     fidelity = closeness.against_original(original, done.result.model, data=data, shapes={}, values=None, seed=seed,
-                                          gated=False, feeds=_fidelity_feeds(original, done, evaluate, data, n_eval,
-                                                                             seed))
-    check_verified(done.result)  # before anything is written
+                                          gated=False, feeds=fid_feeds)
+    check_verified(done.result)  # before anything is written (and before recovery)
     data_out = done.report() | {"feeds": source, "fidelity": fidelity}
+    if recover:
+        data_out |= _recover_final(original, done, calib_feeds, evaluate, metric, metric_name, fidelity, fid_feeds,
+                                   seconds=recover_time, seed=seed, max_steps=recover_max_steps)
+        fidelity = data_out["fidelity"]
     if plot:  # first: the one writer that can fail on a missing package
         from ..search.plot import plot_trajectory
 
@@ -230,6 +253,43 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
     if unchanged:
         return "UNCHANGED"
     return "PASSED" if found.reached else "PARTIAL"
+
+
+def search_calib_examples() -> int:
+    """Examples the search calibrates on (AutoConfig.calib_examples): the gradient criteria score on as many."""
+    return AutoConfig.__dataclass_fields__["calib_examples"].default
+
+
+def _recover_final(original, done, feeds, evaluate, metric, metric_name, before, fid_feeds, **kw) -> dict:
+    """auto --recover: the verified final model recovered, then judged again by the search's budget on
+    its held-out feeds (kept only within it); the budget metric and the fidelity against the
+    original, before -> after."""
+    from .recover import run_recovery
+
+    click.echo("before recovery: " + closeness.line(before))
+    pruned = done.result.model
+    report = run_recovery(original, done.result, feeds, **kw)
+    out = {"recover": report, "fidelity_before_recover": before, "final_metrics_before_recover": done.metrics}
+    if evaluate is None:  # the search's own label-free judge: fidelity on the same held-out feeds
+        from ..search.fidelity import Fidelity
+
+        evaluate = Fidelity(original, fid_feeds[0])
+    after = evaluate(done.result.model)
+    s = done.search
+    within = s.baseline is None or (
+        (s.max_drop is None or s.baseline - after[metric] <= s.max_drop + 1e-9)
+        and (s.min_snr is None or after["snr_db"] >= s.min_snr))
+    click.echo(f"recover: {metric_name} {_shown(done.metrics, metric):.1f} -> {_shown(after, metric):.1f} on the "
+               f"search's {len(fid_feeds[0])} held-out feeds" + ("" if within else
+               "; over the budget after recovery: the unrecovered weights are kept"))
+    out["recover"]["kept"] = within
+    if within:
+        done.metrics = out["final_metrics"] = after
+    else:
+        done.result.model = pruned
+    out["fidelity"] = closeness.against_original(original, done.result.model, data=None, shapes={}, values=None,
+                                                 seed=0, gated=False, feeds=fid_feeds)
+    return out
 
 
 def _verdict(e) -> str:

@@ -10,7 +10,7 @@ from ..prune import criteria
 
 def calibration_feeds(model, data: DataConfig | None, shapes, criterion: str, compensate: str, *, lowrank: bool = False,
                       recover: bool = False):
-    """The feed dicts of --data (a one-pass generator; a list when low-rank or --recover reads them too), or None.
+    """The feed dicts of --data (a one-pass generator; a list when low-rank, --recover or a gradient criterion reads them too), or None.
     Data-aware criteria and compensation (and --recover) require --data; low-rank factorization uses it when given."""
     needs = criteria.needs_data(criterion, compensate) or recover
     if data is None:
@@ -19,7 +19,7 @@ def calibration_feeds(model, data: DataConfig | None, shapes, criterion: str, co
                     f"--compensate {compensate}" if compensate != "none" else "--recover")
             raise UsageError(f"{what} needs calibration data: pass --data (audio folder, manifest or .npz dumps)")
         return None
-    if lowrank or recover:
+    if lowrank or recover or criteria.get(criterion).external:  # read more than once (gradient scores too)
         return [ex.feeds for ex in load_examples(model, data)]
     if not needs:  # --data then serves only to measure the result against the original on real inputs
         return None

@@ -20,7 +20,8 @@ from .common import (describe_written, gate_options, human, input_option, run_co
                      verbose_option, write_json, write_text)
 from .data_options import data_options
 from .depth import block_names, depth_options, parse_ranks, print_steps
-from .recover import check_recover, run_recovery, with_recover_options
+from .recover import (check_criterion, check_recover, gradient_scores_for, rounds_option, run_recovery, run_rounds,
+                      with_recover_options)
 
 
 @click.command("prune")
@@ -29,7 +30,7 @@ from .recover import check_recover, run_recovery, with_recover_options
 @click.option("--ratio", type=float, default=0.5, show_default=True, help="Fraction of each group's channels to remove.")
 @click.option("--criterion", type=click.Choice(criteria.NAMES),
               help="How channels are ranked [default: l1; reconstruction with --data]; activation/reconstruction "
-                   "rank them on --data (see README).")
+                   "rank them on --data, taylor/fisher by label-free gradients on --data (needs onnxprune[recover]).")
 @click.option("--compensate", type=click.Choice(METHODS), default="none", show_default=True,
               help="Fold removed channels' mean into biases (bias) or refit consumers (lstsq); needs --data.")
 @click.option("--global", "global_ranking", is_flag=True, help="Rank channels across groups instead of a uniform ratio.")
@@ -51,13 +52,15 @@ from .recover import check_recover, run_recovery, with_recover_options
 @click.option("--force", is_flag=True, help="Write the output even if verification fails.")
 @gate_options
 @with_recover_options
+@rounds_option
 @data_options("calib")
 @depth_options
 @verbose_option
 @run_command("prune")
 def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, allocate, round_to, exclude, shapes, inputs,
               plan_path, save_plan, report, allow_io_change, atol, rtol, seed, no_verify, force, min_snr, max_drop,
-              recover, recover_time, data, drop_blocks, low_rank, ranks, low_rank_method, block_repair, verbose):
+              recover, recover_time, recover_max_steps, recover_rounds, data, drop_blocks, low_rank, ranks,
+              low_rank_method, block_repair, verbose):
     """Prune MODEL and write OUTPUT (verified against the reference model by default), then say how
     close it is to the original."""
     closeness.check_gates(min_snr, max_drop)
@@ -67,8 +70,13 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     if round_to < 1:
         raise UsageError(f"--round-to {round_to} must be at least 1")
     check_output_path(model, output)
-    check_recover(recover, data, recover_time)
+    check_recover(recover, data, recover_time, recover_max_steps, recover_rounds)
+    check_criterion(criterion)
     plan = Plan.from_json(Path(plan_path).read_text()) if plan_path else None
+    if recover_rounds > 1 and (plan is not None or global_ranking or allocate != "uniform" or drop_blocks
+                               or low_rank is not None or ranks or criteria.get(criterion).external):
+        raise UsageError("--recover-rounds ranks and prunes uniform widths afresh each round: drop --plan/--global/"
+                         "--allocate/--drop-blocks/--low-rank/--rank/--criterion taylor|fisher")
     onnx_model = load_model(model)
     if allocate == "sensitivity" and (drop_blocks or low_rank is not None or ranks):
         raise UsageError("--allocate sensitivity does not combine with --drop-blocks/--low-rank/--rank yet")
@@ -83,6 +91,12 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     recover_feeds = calibration if recover else None  # a list: read once, used by calibration and recovery
     if recover and not lowrank and not criteria.needs_data(criterion, compensate):
         calibration = None
+    scores = None
+    if plan is None and criteria.get(criterion).external:
+        calibration = list(calibration)
+        scores = gradient_scores_for(onnx_model, PruneConfig(criterion=criterion, exclude=tuple(exclude), shapes=shapes,
+                                                             seed=seed, allow_io_change=allow_io_change,
+                                                             inputs=parse_input_values(inputs)), calibration)
     if allocate == "sensitivity":
         from ..search.auto import allocate_plan
 
@@ -90,7 +104,7 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
         plan = allocate_plan(onnx_model, PruneConfig(ratio=ratio, criterion=criterion, round_to=round_to,
                                                      exclude=tuple(exclude), shapes=shapes, seed=seed,
                                                      allow_io_change=allow_io_change, calibration=calibration,
-                                                     compensate=compensate), data=data)
+                                                     compensate=compensate, scores=scores), data=data)
         if "macs_fraction" in plan.meta:
             click.echo(f"allocate: sensitivity-guided widths keep {plan.meta['macs_fraction']:.1%} of the MACs "
                        f"(uniform --ratio {ratio:g}: {plan.meta['uniform_macs_fraction']:.1%})")
@@ -98,18 +112,23 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
                          exclude=tuple(exclude), shapes=shapes, verify=not no_verify, atol=atol, rtol=rtol,
                          seed=seed, allow_io_change=allow_io_change, plan=plan, inputs=parse_input_values(inputs),
                          calibration=calibration, compensate=compensate, drop_blocks=block_names(drop_blocks),
-                         low_rank=low_rank, ranks=parse_ranks(ranks), low_rank_method=low_rank_method,
+                         low_rank=low_rank, ranks=parse_ranks(ranks), low_rank_method=low_rank_method, scores=scores,
                          block_repair=block_repair)
-    result = prune(onnx_model, config=config)
+    extra = {}
+    if recover_rounds > 1:
+        result, extra["recover"] = run_rounds(onnx_model, config, recover_feeds, rounds=recover_rounds,
+                                              seconds=recover_time, seed=seed, max_steps=recover_max_steps)
+    else:
+        result = prune(onnx_model, config=config)
     print_summary(result, Path(model).stat().st_size)
     print_steps(result, onnx_model)
     unchanged = checks.nothing_pruned(result, round_to=round_to, ratio=ratio, plan_given=plan is not None)
     checks.criterion_notes(result, criterion)
     if result.calibration_examples:
         print_compensation(result)
-    extra = {}
-    if recover and (force or result.verify is None or result.verify.passed):
-        extra["recover"] = run_recovery(onnx_model, result, recover_feeds, seconds=recover_time, seed=seed)
+    if recover and recover_rounds == 1 and (force or result.verify is None or result.verify.passed):
+        extra["recover"] = run_recovery(onnx_model, result, recover_feeds, seconds=recover_time, seed=seed,
+                                        max_steps=recover_max_steps)
     fidelity = closeness.against_original(onnx_model, result.model, data=data, shapes=result.analysis.input_shapes,
                                           values=result.analysis.input_values, seed=seed,
                                           gated=min_snr is not None or max_drop is not None)

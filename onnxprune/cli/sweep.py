@@ -21,12 +21,14 @@ from .bench import bench_config, command_line, session_options, task_options
 from .common import run_command, table, verbose_option, write_json
 from .data_options import data_options
 from .ray_options import device_timer, executor_for, on_option, ray_option
+from .recover import check_criterion, check_recover, gradient_scores_for, print_recovery, with_recover_options
 
 # Prune options forwarded to PruneConfig: each option's destination name is a PruneConfig field,
 # so a new pruning option (e.g. --compensate) is one more line here and nothing else.
 PRUNE_OPTIONS = [
     click.option("--criterion", type=click.Choice(criteria.NAMES), default="l1", show_default=True,
-                 help="activation/reconstruction calibrate on --data (its non-held-out side with --holdout)."),
+                 help="activation/reconstruction calibrate on --data (its non-held-out side with --holdout); "
+                      "taylor/fisher rank by gradients there (need onnxprune[recover])."),
     click.option("--compensate", type=click.Choice(METHODS), default="none", show_default=True,
                  help="Repair consumers of removed channels from calibration data (as prune --compensate)."),
     click.option("--round-to", type=int, default=4, show_default=True, help="Keep a multiple of N channels per group."),
@@ -64,27 +66,48 @@ def prune_config(kw: dict) -> PruneConfig:
               help="Fidelity metric plotted when there is no --task.")
 @click.option("--fidelity-inputs", type=int, default=32, show_default=True, help="Seeded inputs for fidelity without --data.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="onnxprune-sweep", show_default=True)
+@with_recover_options
 @ray_option
 @on_option
 @verbose_option
 @run_command("sweep")
-def sweep(model, ratios, data, split, quality, fidelity_inputs, out_dir, verbose, ray_address, on, **kw):
+def sweep(model, ratios, data, split, quality, fidelity_inputs, out_dir, verbose, ray_address, on, recover, recover_time,
+          recover_max_steps, **kw):
     """Prune MODEL at each ratio (verified), benchmark every result against it, plot the trade-off."""
     ratio_list = parse_ratios(ratios)
     if kw.get("round_to", 1) < 1:
         raise UsageError(f"--round-to {kw['round_to']} must be at least 1")
     pcfg = prune_config(kw)
+    check_recover(recover, data, recover_time, recover_max_steps)
+    check_criterion(pcfg.criterion)
+    if recover and (ray_address or on):
+        raise UsageError("sweep --recover runs here: drop --ray/--on")
     calib_data, eval_data = split_examples(data) if data is not None and split else (data, data)
-    if pcfg.needs_data:
-        feeds = calibration_feeds(load_model(model), calib_data, pcfg.shapes, pcfg.criterion, pcfg.compensate)
-        pcfg = dataclasses.replace(pcfg, calibration=list(feeds))  # read once, used at every ratio
+    original = load_model(model)
+    feeds = None
+    if pcfg.needs_data or recover:
+        feeds = list(calibration_feeds(original, calib_data, pcfg.shapes, pcfg.criterion, pcfg.compensate,
+                                       recover=recover))  # read once, used at every ratio
+        if pcfg.needs_data:
+            pcfg = dataclasses.replace(pcfg, calibration=feeds, scores=gradient_scores_for(original, pcfg, feeds))
         if not split:
             click.echo("note: calibrating and evaluating on the same files; --holdout 0.2 keeps them apart")
     bcfg = dataclasses.replace(bench_config(kw, eval_data), fidelity_inputs=fidelity_inputs)
     bcfg.check()
     executor = executor_for(ray_address, needed=on is not None)
     timer = device_timer(executor, on, bcfg.provider) if on else None
-    result = run_sweep(model, ratio_list, pcfg, bcfg, out_dir, fidelity_key=quality, executor=executor, timer=timer)
+    twin = None
+    if recover:
+        from .recover import recover_result
+
+        def twin(result):
+            rec = recover_result(original, result, feeds, seconds=recover_time, seed=pcfg.seed,
+                                 max_steps=recover_max_steps)
+            print_recovery(rec, prefix=f"recover r={result.config.ratio:g}")
+            return rec.model, rec.report()
+
+    result = run_sweep(model, ratio_list, pcfg, bcfg, out_dir, fidelity_key=quality, executor=executor, timer=timer,
+                       recover=twin)
     from ..bench.plot import plot_sweep
 
     out = Path(out_dir)

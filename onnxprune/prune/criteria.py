@@ -20,6 +20,7 @@ CRITERIA = ("l1", "l2", "bn", "random")  # magnitude and random: no data
 class Criterion:
     """`score(analysis, group, rng=, calib=, refit=) -> (scores, criterion actually used)`."""
     needs_data = False
+    external = False  # scored outside prune/ (PruneConfig.scores), e.g. by gradients in recover/
 
     def __init__(self, name: str):
         self.name = name
@@ -46,8 +47,27 @@ class DataCriterion(Criterion):
         return self.name
 
 
-REGISTRY: dict[str, Criterion] = {**{n: Criterion(n) for n in CRITERIA}, **{n: DataCriterion(n) for n in DATA_CRITERIA}}
+class ExternalCriterion(Criterion):
+    """taylor / fisher: the gradient of a channel mask on calibration data (recover/criteria.py,
+    torch through the optional recover extra). This layer never imports torch: the caller computes
+    the scores (`onnxprune.recover.criteria.gradient_scores`; the CLI does it for --criterion) and
+    hands them over as `PruneConfig.scores`, group name -> one score per channel."""
+    needs_data = True
+    external = True
+
+    def score(self, analysis, group, *, rng, calib=None, refit=False):
+        raise UsageError(f"criterion '{self.name}' is computed by the recover extra: pass its scores "
+                         f"(PruneConfig.scores, from onnxprune.recover.criteria.gradient_scores)")
+
+    def used(self, analysis, group):
+        return self.name
+
+
+GRADIENT_CRITERIA = ("taylor", "fisher")
+REGISTRY: dict[str, Criterion] = {**{n: Criterion(n) for n in CRITERIA}, **{n: DataCriterion(n) for n in DATA_CRITERIA},
+                                  **{n: ExternalCriterion(n) for n in GRADIENT_CRITERIA}}
 NAMES = tuple(REGISTRY)
+BUILTIN = tuple(n for n in NAMES if not REGISTRY[n].external)  # scored inside prune/ (no extra)
 
 
 def needs_data(criterion: str, compensate: str = "none") -> bool:

@@ -57,6 +57,7 @@ class PruneConfig:
     ranks: dict | None = None  # layer -> rank, instead of low_rank
     low_rank_method: str = "whiten"  # whiten | asvd | svd (data-aware ones read `calibration`)
     block_repair: str = "none"  # none | mean: dropped blocks leave y = x + E[f(x)] (prune/depth.py)
+    scores: dict | None = None  # group name -> channel scores of an external criterion (taylor/fisher: recover/)
 
     def __post_init__(self):
         if not 0.0 <= self.ratio < 1.0:
@@ -263,9 +264,29 @@ class Score(Step):
     def call(self, st):
         rng = np.random.default_rng(st.config.seed)  # one generator in group order: 'random' replays
         criterion = criteria.get(st.config.criterion)
+        if criterion.external and (st.config.scores is not None or st.config.plan is not None):
+            st.scores = external_scores(st.analysis, st.config.scores or {}, st.config.plan is not None)
+            return
         refit = st.config.compensate == "lstsq"
         st.scores = {g.id: criterion.score(st.analysis, g, rng=rng, calib=st.calib, refit=refit)[0]
                      for g in st.analysis.groups if g.prunable}
+
+
+def external_scores(analysis, given: dict, replay: bool) -> dict[int, np.ndarray]:
+    """Group id -> scores handed over by name (checked against the groups); a replayed plan needs none."""
+    names = group_names(analysis)
+    out = {}
+    for g in analysis.groups:
+        if not g.prunable:
+            continue
+        s = given.get(names[g.id])
+        if s is None and replay:
+            continue
+        if s is None or np.asarray(s).shape != (g.size,):
+            raise UsageError(f"the criterion's scores do not fit group '{names[g.id]}' ({g.size} channels): "
+                             f"compute them on this model with the same --exclude/--shape")
+        out[g.id] = np.asarray(s, dtype=np.float64)
+    return out
 
 
 class MakePlan(Step):
@@ -412,8 +433,8 @@ def _data_info(analysis: Analysis, config: PruneConfig, calib) -> dict[str, dict
         rate = apoz(analysis, g, calib)
         info = {"apoz_mean": None if rate is None else round(float(rate.mean()), 4),
                 "dead_channels": None if rate is None else int((rate >= 1.0).sum())}
-        if data_criterion:
-            info["criterion"] = config.criterion if rate is not None else "l1"
+        if data_criterion:  # an external criterion scored every group itself
+            info["criterion"] = config.criterion if rate is not None or config.scores is not None else "l1"
         out[names[g.id]] = info
     return out
 

@@ -15,11 +15,12 @@ import onnx
 
 from ..analysis import Analysis
 from ..errors import UsageError
+from ..prune.criteria import GRADIENT_CRITERIA
 from ._deps import require
 from .distill import logit_taps
 from .engine import TorchModel, check
 
-KINDS = ("taylor", "fisher")
+KINDS = GRADIENT_CRITERIA
 
 
 def gradient_scores(analysis: Analysis, feeds: list[dict], kind: str = "fisher", *, seed: int = 0,
