@@ -128,16 +128,20 @@ def _shown(metrics: dict, key: str) -> float:
 @ray_option
 @click.option("--latency-on", metavar="RESOURCE", help="Time every latency measurement on the Ray worker holding this "
               "custom resource, e.g. device:pi5 (implies --ray; scoring and rewriting stay here).")
-@click.option("--depth", is_flag=True, help="First drop residual blocks (measured gain per unit of sensitivity, within "
-                                            "the budget), then search widths for what is left of the goal.")
+@click.option("--depth", is_flag=True, help="Also remove residual blocks: one search over width steps and blocks (and "
+                                            "ranks with --low-rank) by measured gain per unit of sensitivity.")
+@click.option("--low-rank", "low_rank", is_flag=True, help="Also factorize MatMul/Gemm/1x1 Conv/LSTM/GRU input weights, "
+              "only where factorizing measured faster (whitened SVD on --data).")
+@click.option("--block-repair", type=click.Choice(["none", "mean"]), default="none", show_default=True,
+              help="With --depth: a dropped block leaves y = x + E[f(x)] per channel (from --data, else seeded inputs).")
 @with_recover_options
 @verbose_option
 @run_command("auto")
 def auto(model, output, target_speedup, target_macs, target_params, max_drop, min_snr, criterion, compensate, round_to,
          exclude, shapes,
          allow_io_change, provider, threads, runs, latency_model, calib, n_eval, data, max_evals, time_limit, seed,
-         save_plan, report, plot, no_cache, depth, verbose, head, ray_address, latency_on, recover, recover_time,
-         recover_max_steps, **task_kw):
+         save_plan, report, plot, no_cache, depth, low_rank, block_repair, verbose, head, ray_address, latency_on,
+         recover, recover_time, recover_max_steps, **task_kw):
     """Prune MODEL to a goal within a metric budget; write OUTPUT (verified like prune)."""
     goal, target = _goal(target_speedup, target_macs, target_params)
     if round_to < 1:
@@ -158,7 +162,8 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
         click.echo(f"budget: {why}")
     search = AutoConfig(goal=goal, target=target, max_drop=max_drop, min_snr=min_snr, calib=calib, n_eval=n_eval,
                         latency=latency_model, provider=provider, threads=threads, runs=runs, cache=not no_cache,
-                        max_evals=max_evals, time_limit=time_limit, depth=depth)
+                        max_evals=max_evals, time_limit=time_limit, depth=depth,
+                        low_rank=low_rank, block_repair=block_repair)
     config = PruneConfig(ratio=0.0, criterion=criterion, compensate=compensate, round_to=round_to,
                          exclude=tuple(exclude), shapes=shapes, allow_io_change=allow_io_change, seed=seed)
     calib_feeds = None
@@ -184,12 +189,6 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
         click.echo(f"latency model: {provider}, {threads} thread(s), original {lat.base_ms:.3f} ms; "
                    + ("cached" if lat.cached else f"{lat.passes} timed passes ({lat.seconds:.1f}s)"))
 
-    def on_depth(e):
-        m = e["metrics"]
-        click.echo(f"block {e['block']} ({e['kind']}): nmse alone {e['nmse_alone']:.3g}, gain alone "
-                   f"{100 * e['gain_alone']:.1f}% | top1 {m['top1_agreement']:.1f}% (drop {e['drop']:.2f}), "
-                   f"SNR {m['snr_db']:.1f} dB | {'dropped' if e['accepted'] else 'over budget, kept'}")
-
     def progress(e):
         speed = f"{e['predicted_speedup']:.2f}x pred | " if "predicted_speedup" in e else ""
         if "measured_speedup" in e:
@@ -203,10 +202,10 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
         else:
             metric = f"top1 {m['top1_agreement']:.1f}% (drop {e['drop']:.2f}), SNR {m['snr_db']:.1f} dB"
         click.echo(f"step {e['step']:3d}: {e['group']} {e['kept']}/{e['size']} | {speed}MACs {100 * e['macs']:.1f}% "
-                   f"| params {100 * e['params']:.1f}% | {metric} | {'ok' if e['accepted'] else 'over budget, step back'}")
+                   f"| params {100 * e['params']:.1f}% | {metric} | {_verdict(e)}")
 
     done = auto_prune(model, replace(search, metric=metric), config, data=data, evaluate=evaluate,
-                      on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress, on_depth=on_depth,
+                      on_sensitivity=on_sensitivity, on_latency=on_latency, progress=progress,
                       executor=executor, timer=timer)
     found, speedup = done.search, done.measured_speedup
     n_used = len(getattr(evaluate, "clips", None) or evaluate.examples) if evaluate is not None else n_eval
@@ -291,6 +290,14 @@ def _recover_final(original, done, feeds, evaluate, metric, metric_name, before,
     out["fidelity"] = closeness.against_original(original, done.result.model, data=None, shapes={}, values=None,
                                                  seed=0, gated=False, feeds=fid_feeds)
     return out
+
+
+def _verdict(e) -> str:
+    if e["accepted"]:
+        return "ok"
+    if e.get("speedup_vs_previous") is not None:  # within budget, but measured no faster
+        return f"not faster ({e['speedup_vs_previous']:.3f}x), step back"
+    return "over budget, step back"
 
 
 def _explain_no_op(done, max_drop, min_snr, metric_name, data_given, criterion, compensate) -> bool:

@@ -71,6 +71,30 @@ def bench_config(kw: dict, data) -> BenchConfig:
                        memory=not kw["no_memory"], spin=not kw["no_spin"])
 
 
+def _profile(models, cfg: BenchConfig) -> dict:
+    """Per-op-type kernel time of every model (seeded inputs at the benchmarked shapes), printed as a table."""
+    from ..bench.profile import op_type_profiles, profile_table
+    from ..bench.providers import resolve_provider
+    from ..core.graph import GraphIndex
+    from ..core.io import load_model
+    from ..core.runtime import make_session, random_feeds
+    from ..core.shapes import input_shapes, parse_shape_specs
+    from .common import table
+
+    overrides = cfg.shapes if isinstance(cfg.shapes, dict) else parse_shape_specs(cfg.shapes or ())
+    feeds = [random_feeds(make_session(m), input_shapes(GraphIndex.build(load_model(m)), overrides), cfg.seed)
+             for m in models]
+    threads = cfg.threads or 1
+    found = op_type_profiles(list(models), feeds, runs=cfg.runs, provider=resolve_provider(cfg.provider),
+                             threads=threads)
+    names = [Path(m).name for m in models]
+    headers, rows = profile_table(names, found)
+    click.echo(f"\ntime per op type (onnxruntime profiler, {threads} thread(s), {cfg.runs} interleaved runs, "
+               "median µs per run; profiling slows kernels, so compare, do not add up to the latency above):")
+    click.echo(table(rows, headers))
+    return {"threads": threads, "models": dict(zip(names, found))}
+
+
 def command_line() -> str:
     return "onnxprune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
@@ -82,11 +106,13 @@ def command_line() -> str:
 @task_options
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write every figure as JSON.")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Write the tables as markdown.")
+@click.option("--profile", is_flag=True, help="Also print time per op type (onnxruntime's profiler), every model "
+                                              "against the first: which ops did not shrink.")
 @ray_option
 @on_option
 @verbose_option
 @run_command("bench")
-def bench(models, data, json_path, md_path, verbose, ray_address, on, **kw):
+def bench(models, data, json_path, md_path, verbose, ray_address, on, profile, **kw):
     """Time MODELS interleaved on one execution provider; every ratio is relative to the first."""
     for path in (json_path, md_path):
         if path and Path(path).resolve() in {Path(m).resolve() for m in models}:
@@ -98,6 +124,8 @@ def bench(models, data, json_path, md_path, verbose, ray_address, on, **kw):
         timer = device_timer(executor_for(ray_address, needed=True), on, cfg.provider)
     result = run_bench(list(models), cfg, timer=timer)
     click.echo(terminal(result))
+    if profile:
+        result["profile"] = _profile(models, cfg)
     if json_path:
         write_json(json_path, jsonable({**result, "command": command_line()}))
     if md_path:

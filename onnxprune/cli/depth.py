@@ -17,6 +17,9 @@ def depth_options(f):
                      help="Factorize LAYER (node name) at rank R (repeatable; instead of --low-rank).")(f)
     f = click.option("--low-rank", type=float, default=None, metavar="RATIO",
                      help="Factorize each eligible MatMul/Gemm/1x1 Conv/LSTM/GRU input weight, removing RATIO of its MACs.")(f)
+    f = click.option("--block-repair", type=click.Choice(["none", "mean"]), default="none", show_default=True,
+                     help="mean: a dropped block leaves y = x + E[f(x)] per channel (from --data, else 16 seeded "
+                          "inputs), folded into a following MatMul/Gemm bias when possible.")(f)
     f = click.option("--drop-blocks", multiple=True, metavar="NAMES",
                      help="Remove residual blocks y = x + f(x) by name (comma-separated or repeated; see inspect).")(f)
     return f
@@ -74,7 +77,12 @@ def print_steps(result, original=None, feeds_count: int = 16) -> None:
                                             else f"FAILED: {v['message']}")
         if step["step"] == "depth":
             names = ", ".join(f"{b['name']} ({b['kind']})" for b in step["blocks"])
-            click.echo(f"depth: dropped {names}; verify vs zeroed-projection reference: {check}")
+            repair = ""
+            if step.get("repair", "none") != "none":
+                folded = step.get("repair_folded", [])
+                repair = f"; mean repair (y = x + E[f(x)]{', folded into the next bias for ' + ', '.join(folded) if folded else ''})"
+            click.echo(f"depth: dropped {names}{repair}; verify vs zeroed-projection reference"
+                       f"{' + repair constants' if repair else ''}: {check}")
         else:
             before = sum(r["weights_before"] for r in step["layers"])
             after = sum(r["weights_after"] for r in step["layers"])

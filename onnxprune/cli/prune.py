@@ -60,7 +60,7 @@ from .recover import (check_criterion, check_recover, gradient_scores_for, round
 def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, allocate, round_to, exclude, shapes, inputs,
               plan_path, save_plan, report, allow_io_change, atol, rtol, seed, no_verify, force, min_snr, max_drop,
               recover, recover_time, recover_max_steps, recover_rounds, data, drop_blocks, low_rank, ranks,
-              low_rank_method, verbose):
+              low_rank_method, block_repair, verbose):
     """Prune MODEL and write OUTPUT (verified against the reference model by default), then say how
     close it is to the original."""
     closeness.check_gates(min_snr, max_drop)
@@ -85,7 +85,8 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     checks.check_plan_options(plan)
     checks.check_exclude(onnx_model, exclude)
     shapes = checks.shapes_from_data(onnx_model, data, shapes)
-    lowrank = low_rank is not None or bool(ranks) or bool(plan is not None and plan.ranks)
+    lowrank = low_rank is not None or bool(ranks) or bool(plan is not None and plan.ranks) or block_repair != "none" \
+        or bool(plan is not None and plan.meta.get("block_repair", "none") != "none")  # these read --data as a list
     calibration = calibration_feeds(onnx_model, data, shapes, criterion, compensate, lowrank=lowrank, recover=recover)
     recover_feeds = calibration if recover else None  # a list: read once, used by calibration and recovery
     if recover and not lowrank and not criteria.needs_data(criterion, compensate):
@@ -111,7 +112,8 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
                          exclude=tuple(exclude), shapes=shapes, verify=not no_verify, atol=atol, rtol=rtol,
                          seed=seed, allow_io_change=allow_io_change, plan=plan, inputs=parse_input_values(inputs),
                          calibration=calibration, compensate=compensate, drop_blocks=block_names(drop_blocks),
-                         low_rank=low_rank, ranks=parse_ranks(ranks), low_rank_method=low_rank_method, scores=scores)
+                         low_rank=low_rank, ranks=parse_ranks(ranks), low_rank_method=low_rank_method, scores=scores,
+                         block_repair=block_repair)
     extra = {}
     if recover_rounds > 1:
         result, extra["recover"] = run_rounds(onnx_model, config, recover_feeds, rounds=recover_rounds,

@@ -27,7 +27,7 @@ from ..core.io import fingerprint, load_model, save_model
 from ..core.shapes import infer_value_shapes, parse_input_values, parse_shape_specs
 from ..errors import OnnxpruneError, UsageError, VerificationError
 from . import criteria
-from .depth import depth_step
+from .depth import REPAIRS, depth_step
 from .lowrank import METHODS as LOWRANK_METHODS, choose_ranks, lowrank_step
 from .plan import Plan, group_names, make_plan, removed_classes
 from .rewrite import apply_removal, io_masks
@@ -56,6 +56,7 @@ class PruneConfig:
     low_rank: float | None = None  # share of each eligible layer's MACs removed by factorization (prune/lowrank.py)
     ranks: dict | None = None  # layer -> rank, instead of low_rank
     low_rank_method: str = "whiten"  # whiten | asvd | svd (data-aware ones read `calibration`)
+    block_repair: str = "none"  # none | mean: dropped blocks leave y = x + E[f(x)] (prune/depth.py)
     scores: dict | None = None  # group name -> channel scores of an external criterion (taylor/fisher: recover/)
 
     def __post_init__(self):
@@ -78,6 +79,8 @@ class PruneConfig:
         if self.plan is not None and ((self.drop_blocks and list(self.drop_blocks) != self.plan.blocks)
                                       or self.low_rank is not None or self.ranks):
             raise UsageError("a plan replays its own blocks and ranks: drop --drop-blocks/--low-rank/--rank")
+        if self.block_repair not in REPAIRS:
+            raise UsageError(f"unknown block repair '{self.block_repair}' (choose from {', '.join(REPAIRS)})")
         if self.low_rank_method not in LOWRANK_METHODS:
             raise UsageError(f"unknown low-rank method '{self.low_rank_method}' (choose from {', '.join(LOWRANK_METHODS)})")
 
@@ -202,8 +205,12 @@ class DropBlocks(Step):
         names = c.plan.blocks if c.plan is not None else c.drop_blocks
         if names:
             st.original = st.model
+            repair = c.plan.meta.get("block_repair", "none") if c.plan is not None else c.block_repair
+            if repair != "none" and c.calibration is not None and not isinstance(c.calibration, (list, tuple)):
+                st.config = c = replace(c, calibration=list(c.calibration))  # read here and again later
             st.model, info = depth_step(st.model, names, shapes=c.analyze_options()["shapes"], values=c.inputs,
-                                        check=c.verify, atol=c.atol, rtol=c.rtol, seed=c.seed)
+                                        check=c.verify, atol=c.atol, rtol=c.rtol, seed=c.seed, repair=repair,
+                                        calibration=c.calibration)
             st.steps.append(info)
 
 
@@ -364,6 +371,9 @@ def prune(model_or_path, *, config: PruneConfig | None = None, **options) -> Pru
     st = run(model, config, (DropBlocks(), *PREPARE, MakePlan(), Compensate(), Apply(), Factorize()))
     if st.original is not None:
         st.plan.blocks = list(config.plan.blocks if config.plan is not None else config.drop_blocks)
+        repair = next(s["repair"] for s in st.steps if s["step"] == "depth")
+        if repair != "none":  # written only when used: plans without it keep their bytes
+            st.plan.meta["block_repair"] = repair
     return _result(st, time.perf_counter() - start)
 
 

@@ -7,8 +7,8 @@ evaluate it on held-out feeds; if the metric fell by more than the budget, step 
 that group. Stops when the goal is met (a speedup only once *measured* on the EP), when no step
 is left, or at `max_evals` / `time_limit`, keeping the best result so far. The chosen plan then
 goes through `prune`, which verifies it, so `prune --plan` replays it to the same bytes.
-With `depth`, residual blocks are dropped first (search/depth.py: measured gain per unit of
-measured sensitivity, each kept only within the budget) and widths then search what is left.
+With `depth` and/or `low_rank`, one greedy chooses among width steps, residual-block removals
+and low-rank ranks instead (search/joint.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from ..prune.pipeline import PruneConfig, PruneResult, prune
 from ..errors import UsageError
 from ..prune.plan import Plan
 from .lookahead import Lookahead, candidate_metrics
-from .depth import depth_stage, overall_speedup
 from .sensitivity import Sensitivity
 from .widths import WidthSpace
 
@@ -52,7 +51,9 @@ class AutoConfig:
     cache: bool = True
     max_evals: int = 200
     time_limit: float | None = None
-    depth: bool = False               # drop residual blocks first (search/depth.py), then search widths
+    depth: bool = False               # also drop residual blocks (search/joint.py: one search with widths)
+    low_rank: bool = False            # also factorize layers where that measured faster (search/joint.py)
+    block_repair: str = "none"        # none | mean: a dropped block leaves y = x + E[f(x)] (prune/depth.py)
 
     def __post_init__(self):
         check_goal(self.goal, self.target)
@@ -62,6 +63,8 @@ class AutoConfig:
                             ("--runs", self.runs)):
             if value < 1:
                 raise UsageError(f"{flag} {value} must be at least 1")
+        if self.block_repair not in ("none", "mean"):
+            raise UsageError(f"unknown block repair '{self.block_repair}' (choose from none, mean)")
         if self.time_limit is not None and self.time_limit <= 0:
             raise UsageError(f"--time-limit {self.time_limit} must be positive")
 
@@ -314,7 +317,7 @@ def allocate_plan(model: onnx.ModelProto, config: PruneConfig, *, data=None, fee
 
 
 def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | None = None, *, data=None,
-               evaluate=None, on_sensitivity=None, on_latency=None, progress=None, on_depth=None, executor=None,
+               evaluate=None, on_sensitivity=None, on_latency=None, progress=None, executor=None,
                timer=None) -> AutoResult:
     """The whole `onnxprune auto` pipeline as one call: candidates are pruned as `config` says
     (criterion, compensation, round_to, exclusions, shapes; its ratio and plan are the search's).
@@ -340,19 +343,12 @@ def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | N
             raise UsageError(f"--criterion {config.criterion} / --compensate {config.compensate} need calibration "
                              f"data (--data)")
         config = replace(config, calibration=make_feeds(model, {}, count=s.calib_examples, seed=config.seed, pool=pool))
-    original, depth, baseline = model, None, None
-    if s.depth:  # blocks first, then widths on what remains, for what is left of the goal
-        fixed = {k: list(v) for k, v in (config.shapes or {}).items()}
-        if evaluate is None:
-            evaluate = Fidelity(model, make_feeds(model, fixed, count=s.n_eval, seed=config.seed, data=data, part=1))
-        if s.max_drop is not None or s.min_snr is not None:
-            baseline = evaluate(model)[s.metric]
-        depth = depth_stage(model, goal=s.goal, target=s.target, evaluate=evaluate, metric=s.metric,
-                            max_drop=s.max_drop, min_snr=s.min_snr, shapes=fixed, sens_feeds=None if pool is None else
-                            make_feeds(model, {}, count=s.calib, seed=config.seed, pool=pool),
-                            latency=s.latency if isinstance(s.latency, str) else "macs", provider=s.provider,
-                            threads=s.threads, runs=s.runs, seed=config.seed, progress=on_depth)
-        model = depth.pop("model")
+    if s.depth or s.low_rank:  # one search over widths, blocks and ranks
+        from .joint import auto_joint
+
+        return auto_joint(model, s, config, results=(SearchResult, AutoResult), data=data, pool=pool,
+                          evaluate=evaluate, timer=timer, on_sensitivity=on_sensitivity, on_latency=on_latency,
+                          progress=progress)
     space = WidthSpace(model, config)
     if not space.groups:
         raise UsageError("the model has no prunable group (see onnxprune inspect)")
@@ -373,31 +369,12 @@ def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | N
             if on_latency:
                 on_latency(latency)
     timing = latency if s.goal == "speedup" else None
-    blocks = depth["blocks"] if depth else []
-    left = s.target if not blocks else s.target / depth["speedup"] if s.goal == "speedup" else \
-        s.target / depth["macs_fraction"] if s.goal == "macs" else s.target / depth["params_fraction"]
-    if (s.goal == "speedup") == (left <= 1.0):  # the blocks alone reached the goal
-        found = SearchResult(space.full, [], True, "target reached by dropping blocks", 1.0)
-    else:
-        found = search(space, s.goal, left, sensitivity=sens, evaluate=evaluate, latency=timing,
-                       max_drop=s.max_drop, min_snr=s.min_snr, max_evals=s.max_evals, time_limit=s.time_limit,
-                       progress=progress, metric=s.metric, baseline=baseline, executor=executor)
-    done = finish(original, space, found, goal=s.goal, target=s.target, sensitivity=sens, evaluate=evaluate,
-                  latency=timing, verify=config.verify, blocks=blocks)
-    done.depth = depth
-    if not blocks:
-        done.measured_speedup = found.achieved if s.goal == "speedup" else latency.measure_speedup(done.result.model)
-        return done
-    # goal figures against the original, not the model the widths started from
-    if isinstance(latency, LatencyModel):
-        done.measured_speedup = overall_speedup(original, done.result.model, shapes=fixed, provider=s.provider,
-                                                threads=s.threads, runs=s.runs, seed=config.seed)
-    else:
-        done.measured_speedup = latency.measure_speedup(done.result.model) / depth["macs_fraction"]
-    r = done.result
-    found.achieved = done.measured_speedup if s.goal == "speedup" else \
-        r.after[s.goal] / max(1, r.before[s.goal])
-    found.reached = found.achieved >= s.target if s.goal == "speedup" else found.achieved <= s.target + 1e-9
+    found = search(space, s.goal, s.target, sensitivity=sens, evaluate=evaluate, latency=timing,
+                   max_drop=s.max_drop, min_snr=s.min_snr, max_evals=s.max_evals, time_limit=s.time_limit,
+                   progress=progress, metric=s.metric, executor=executor)
+    done = finish(model, space, found, goal=s.goal, target=s.target, sensitivity=sens, evaluate=evaluate,
+                  latency=timing, verify=config.verify)
+    done.measured_speedup = found.achieved if s.goal == "speedup" else latency.measure_speedup(done.result.model)
     return done
 
 

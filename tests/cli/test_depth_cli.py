@@ -61,3 +61,18 @@ def test_bad_block_or_rank_is_one_line_and_writes_nothing(tmp_path):
         assert r.returncode == 2, (args, r.stdout)  # usage error
         assert expected in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 2
         assert not out.exists()
+
+
+def test_auto_joint_with_repair_writes_a_plan_that_replays(tmp_path):
+    path, a, b, plan = tmp_path / "m.onnx", tmp_path / "a.onnx", tmp_path / "b.onnx", tmp_path / "plan.json"
+    onnx.save(resnet(dead=False, constant=True), path)
+    r = run("auto", path, a, "--target-macs", "0.6", "--min-snr", "10", "--latency-model", "macs", "--depth",
+            "--low-rank", "--block-repair", "mean", "--calib", "4", "--eval", "4", "--max-evals", "20",
+            "--save-plan", plan)
+    assert r.returncode == 0, r.stderr
+    assert "step   1: block " in r.stdout and "mean repair" in r.stdout
+    saved = json.loads(plan.read_text())
+    assert saved["blocks"] and saved["meta"]["block_repair"] == "mean"
+    r = run("prune", path, b, "--plan", plan)
+    assert r.returncode == 0, r.stderr
+    assert a.read_bytes() == b.read_bytes()

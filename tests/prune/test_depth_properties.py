@@ -62,3 +62,25 @@ def test_residual_chains_drop_verifiably(case):
         feeds = random_feeds(make_session(model), {}, 1)
         for a, b in zip(run(model, feeds), run(pruned, feeds)):
             np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=residual_chain())
+def test_repaired_drops_equal_their_reference(case):
+    """With the mean repair: every removable block, alone and all together, equals the zeroed
+    reference plus its constant; a dead block's constant is zero, so its outputs stay unchanged."""
+    from onnxprune.prune.depth import branch_means, seeded_feeds
+
+    model, kinds = case
+    removable = [bl for bl in model_blocks(model) if bl.removable]
+    if not removable:
+        return
+    means = branch_means(model, removable, seeded_feeds(model, {}, None, 0, count=4))
+    for chosen in [[bl] for bl in removable] + ([removable] if len(removable) > 1 else []):
+        m = {bl.name: means[bl.name] for bl in chosen}
+        pruned = drop_blocks(model, chosen, means=m)
+        result = verify(pruned, drop_blocks(model, chosen, mode="reference", means=m), {})
+        assert result.passed, result.message
+    for bl, kind in zip(model_blocks(model), kinds):
+        if kind == "dead":
+            assert not np.any(means[bl.name])
