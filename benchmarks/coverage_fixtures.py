@@ -15,7 +15,7 @@ from _common import REPO, parser, write
 import onnxprune
 
 FIXTURES = REPO / "models" / "fixtures" / "speech"
-SHAPES = {"input_features": [2, 40, 100], "input_values": [2, 1600], "x": [2, 8, 20]}
+SHAPES = {"input_features": [2, 40, 100], "input_values": [2, 1600], "x": [2, 8, 20], "feats": [2, 50, 24]}
 
 
 def main(ratio: float = 0.5, out=None) -> None:

@@ -71,6 +71,133 @@ class GroupNormBlock(nn.Module):
         return self.c2(torch.relu(self.gn(self.c1(x))))
 
 
+# ---- speechbrain's ECAPA-TDNN (speechbrain/lobes/models/ECAPA_TDNN.py), written out so the
+# fixture needs no speechbrain install: same modules, same forward (lengths=None), tiny widths.
+
+class SbConv1d(nn.Module):
+    """speechbrain.nnet.CNN.Conv1d with padding="same", padding_mode="reflect": the padding is
+    computed from the time length at run time (get_padding_elem), then F.pad(mode="reflect")."""
+
+    def __init__(self, cin, cout, k, dilation=1, groups=1):
+        super().__init__()
+        self.k, self.d = k, dilation
+        self.conv = nn.Conv1d(cin, cout, k, dilation=dilation, groups=groups)
+
+    def forward(self, x):
+        n = x.shape[-1]
+        out = (n - self.d * (self.k - 1) - 1) + 1
+        pad = (n - out) // 2
+        return self.conv(nn.functional.pad(x, (pad, pad), mode="reflect"))
+
+
+class TDNNBlock(nn.Module):
+    def __init__(self, cin, cout, k, dilation):
+        super().__init__()
+        self.conv, self.norm = SbConv1d(cin, cout, k, dilation), nn.BatchNorm1d(cout)
+
+    def forward(self, x):
+        return self.norm(torch.relu(self.conv(x)))
+
+
+class Res2NetBlock(nn.Module):
+    def __init__(self, cin, cout, scale, k, dilation):
+        super().__init__()
+        self.scale = scale
+        self.blocks = nn.ModuleList(TDNNBlock(cin // scale, cout // scale, k, dilation) for _ in range(scale - 1))
+
+    def forward(self, x):
+        y = []
+        for i, x_i in enumerate(torch.chunk(x, self.scale, dim=1)):
+            if i == 0:
+                y_i = x_i
+            elif i == 1:
+                y_i = self.blocks[i - 1](x_i)
+            else:
+                y_i = self.blocks[i - 1](x_i + y_i)
+            y.append(y_i)
+        return torch.cat(y, dim=1)
+
+
+class SEBlock(nn.Module):
+    def __init__(self, cin, se, cout):
+        super().__init__()
+        self.conv1, self.conv2 = SbConv1d(cin, se, 1), SbConv1d(se, cout, 1)
+
+    def forward(self, x):
+        s = x.mean(dim=2, keepdim=True)
+        return torch.sigmoid(self.conv2(torch.relu(self.conv1(s)))) * x
+
+
+class SERes2NetBlock(nn.Module):
+    def __init__(self, c, scale, se, k, dilation):
+        super().__init__()
+        self.tdnn1 = TDNNBlock(c, c, 1, 1)
+        self.res2net_block = Res2NetBlock(c, c, scale, k, dilation)
+        self.tdnn2 = TDNNBlock(c, c, 1, 1)
+        self.se_block = SEBlock(c, se, c)
+
+    def forward(self, x):
+        return self.se_block(self.tdnn2(self.res2net_block(self.tdnn1(x)))) + x
+
+
+def _statistics(x, m, eps=1e-12):
+    mean = (m * x).sum(2)
+    std = torch.sqrt((m * (x - mean.unsqueeze(2)).pow(2)).sum(2).clamp(eps))
+    return mean, std
+
+
+class AttentiveStatisticsPooling(nn.Module):
+    """global_context=True: the attention sees [x, mean, std]; softmax over time per channel."""
+
+    def __init__(self, c, attention):
+        super().__init__()
+        self.tdnn = TDNNBlock(c * 3, attention, 1, 1)
+        self.conv = SbConv1d(attention, c, 1)
+
+    def forward(self, x):
+        n = x.shape[-1]
+        lengths = torch.ones(x.shape[0])
+        mask = (torch.arange(n).unsqueeze(0) < (lengths * n).unsqueeze(1)).unsqueeze(1)
+        total = mask.sum(dim=2, keepdim=True).float()
+        mean, std = _statistics(x, mask / total)
+        attn = torch.cat([x, mean.unsqueeze(2).repeat(1, 1, n), std.unsqueeze(2).repeat(1, 1, n)], dim=1)
+        attn = self.conv(torch.tanh(self.tdnn(attn)))
+        attn = torch.softmax(attn.masked_fill(mask == 0, float("-inf")), dim=2)
+        mean, std = _statistics(x, attn)
+        return torch.cat((mean, std), dim=1).unsqueeze(2)
+
+
+class ECAPA(nn.Module):
+    """ECAPA_TDNN(input_size=24, channels=[32]*4 + [96], kernel_sizes=[5, 3, 3, 3, 1],
+    dilations=[1, 2, 3, 4, 1], attention_channels=16, res2net_scale=4, se_channels=8,
+    lin_neurons=24): x [B, T, F] -> embedding [B, 1, 24]."""
+
+    def __init__(self, feats=24, c=32, mfa=96, attention=16, scale=4, se=8, emb=24):
+        super().__init__()
+        self.blocks = nn.ModuleList([TDNNBlock(feats, c, 5, 1)] +
+                                    [SERes2NetBlock(c, scale, se, 3, d) for d in (2, 3, 4)])
+        self.mfa = TDNNBlock(3 * c, mfa, 1, 1)
+        self.asp = AttentiveStatisticsPooling(mfa, attention)
+        self.asp_bn = nn.BatchNorm1d(2 * mfa)
+        self.fc = SbConv1d(2 * mfa, emb, 1)
+        with torch.no_grad():  # running statistics as after training, so BatchNorm is no identity
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm1d):
+                    m.running_mean.uniform_(-0.2, 0.2)
+                    m.running_var.uniform_(0.5, 1.5)
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.2, 0.2)
+
+    def forward(self, x):
+        x = x.transpose(1, 2)
+        xl = []
+        for layer in self.blocks:
+            x = layer(x)
+            xl.append(x)
+        x = self.mfa(torch.cat(xl[1:], dim=1))
+        return self.fc(self.asp_bn(self.asp(x))).transpose(1, 2)
+
+
 class LastHidden(nn.Module):
     def __init__(self, m):
         super().__init__()
@@ -86,13 +213,15 @@ MODELS = {
     "wav2vec2_layer": lambda: wav2vec2("layer"),
     "hubert": hubert,
     "groupnorm4": lambda: (GroupNormBlock(4), torch.randn(1, 8, 20), "x", {0: "batch", 2: "time"}),
+    "ecapa": lambda: (ECAPA(), torch.randn(1, 50, 24), "feats", {0: "batch", 1: "time"}),
 }
+RAW = (GroupNormBlock, ECAPA)  # modules that return a tensor (the transformers ones return an output object)
 
 
 def export(name: str, dynamo: bool) -> Path:
     torch.manual_seed(0)
     model, x, input_name, axes = MODELS[name]()
-    model = (model if isinstance(model, GroupNormBlock) else LastHidden(model)).eval()
+    model = (model if isinstance(model, RAW) else LastHidden(model)).eval()
     path = OUT / f"speech_{name}_{'dynamo' if dynamo else 'ts'}.onnx"
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -64,3 +64,17 @@ def test_group_norm_in_a_dynamo_export_prunes_whole_groups():
     scale = next(t for t in r.model.graph.initializer if t.name == norm.input[1])
     assert tuple(scale.dims) == (2,)  # 4 groups of 4 channels -> 2 groups
     assert [g.size for g in r.analysis.groups if g.prunable] == [4]  # the unit is the group of 4 channels
+
+
+@pytest.mark.parametrize("name", ["speech_ecapa_ts", "speech_ecapa_dynamo"])
+def test_ecapa_res2net_se_and_attentive_pooling_prune(name):
+    """speechbrain's ECAPA-TDNN (Res2Net chunks added to conv outputs, SE gates, attentive
+    statistics pooling, "same" reflect padding computed from the time length): every group but
+    the embedding (the interface) prunes, exactly, and the result takes any batch and length."""
+    model = onnx.load(str(FIXTURES / f"{name}.onnx"))
+    r = assert_pruned_ok(model, ratio=0.5, shapes={"feats": [2, 50, 24]})
+    blocked = [g for g in r.analysis.groups if g.blocked_by]
+    assert len(blocked) == 1 and "reaches graph output" in blocked[0].blocked_by[0], [g.blocked_by for g in blocked]
+    assert 1 - r.after["params"] / r.before["params"] >= 0.40
+    x = np.random.default_rng(1).standard_normal((3, 73, 24)).astype(np.float32)
+    assert make_session(r.model).run(None, {"feats": x})[0].shape == (3, 1, 24)

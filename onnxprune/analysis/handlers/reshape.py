@@ -1,4 +1,4 @@
-"""Reshape, Flatten and Expand. Reshape and Flatten map channel positions by reshaping an index
+"""Reshape, Flatten, Expand and Tile. Reshape and Flatten map channel positions by reshaping an index
 tensor, so C×H×W blocks (NCHW or NHWC order) and head splits come out exact without special cases.
 A target computed at run time (`Shape -> Gather -> Unsqueeze -> Concat`) is checked entry by entry
 against the channels on each output axis (analysis/shape_program.py)."""
@@ -171,3 +171,26 @@ class ExpandHandler(Handler):
             ctx.set_value(node, 1, (shape + delta).astype(ctx.value(node, 1).dtype))
         else:
             ctx.writer.offset_input(node, 1, delta, f"{node.name or out}_pruned_shape")
+
+
+@register("Tile")
+class TileHandler(Handler):
+    """Tile repeats x along each axis (`x.repeat(1, 1, T)`: statistics pooling's global context).
+    A channel axis passes where its repeat count is the constant 1, whatever the input shapes."""
+
+    def propagate(self, node, ctx):
+        x, out = node.input[0], node.output[0]
+        if not ctx.tracked(x):
+            return
+        const = ctx.const(node.input[1])
+        computed = ctx.computed(node.input[1]) if const is None else None
+        if const is None and computed is None:
+            ctx.block_inputs(node, "repeats are computed at run time by ops the shape analysis cannot follow")
+            return
+        ones = [int(v) == 1 for v in const.reshape(-1)] if const is not None else \
+            [e.const and e.value == 1 for e in computed.reshape(-1)]
+        for axis, labels in ctx.tracked(x).items():
+            if not ones[axis]:
+                ctx.block(labels, f"{node_label(node)}: repeats the channel axis {axis}")
+            else:
+                ctx.set_labels(out, axis, labels)
