@@ -198,6 +198,43 @@ class ECAPA(nn.Module):
         return self.fc(self.asp_bn(self.asp(x))).transpose(1, 2)
 
 
+class MHABlock(nn.Module):
+    """Linear -> nn.MultiheadAttention (packed in-projection; the exporters fold heads into the batch
+    axis as `bsz * num_heads`) + residual -> LayerNorm -> FFN -> Linear: x [B, T, 24] -> [B, T, 16]."""
+
+    def __init__(self, d=64, heads=4):
+        super().__init__()
+        self.inp, self.mha, self.ln = nn.Linear(24, d), nn.MultiheadAttention(d, heads, batch_first=True), nn.LayerNorm(d)
+        self.ffn, self.out = nn.Sequential(nn.Linear(d, 2 * d), nn.ReLU(), nn.Linear(2 * d, d)), nn.Linear(d, 16)
+
+    def forward(self, x):
+        h = self.inp(x)
+        h = self.ln(h + self.mha(h, h, h, need_weights=False)[0])
+        return self.out(h + self.ffn(h))
+
+
+class EmformerAttention(nn.Module):
+    """torchaudio.models.emformer._EmformerAttention's layout, time first: q/k/v [T, B, D] viewed as
+    [T, B*H, d] (`view(-1, B * num_heads, head_dim)`), transposed to [B*H, T, d], two bmm, merged
+    back with `view(T, B, D)`; then the output projection. x [T, B, 24] -> [T, B, 16]."""
+
+    def __init__(self, d=64, heads=4):
+        super().__init__()
+        self.heads, self.d = heads, d
+        self.emb, self.emb_to_key_value, self.emb_to_query = nn.Linear(24, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
+        self.out_proj, self.head = nn.Linear(d, d), nn.Linear(d, 16)
+
+    def forward(self, x):
+        h = self.emb(x)
+        t, b, _ = h.shape
+        q = self.emb_to_query(h) * (self.d // self.heads) ** -0.5
+        k, v = self.emb_to_key_value(h).chunk(chunks=2, dim=2)
+        q, k, v = (z.contiguous().view(-1, b * self.heads, self.d // self.heads).transpose(0, 1) for z in (q, k, v))
+        attn = torch.softmax(torch.bmm(q, k.transpose(1, 2)), dim=-1)
+        out = torch.bmm(attn, v).transpose(0, 1).contiguous().view(t, b, self.d)
+        return self.head(torch.relu(self.out_proj(out)))
+
+
 class LastHidden(nn.Module):
     def __init__(self, m):
         super().__init__()
@@ -214,8 +251,11 @@ MODELS = {
     "hubert": hubert,
     "groupnorm4": lambda: (GroupNormBlock(4), torch.randn(1, 8, 20), "x", {0: "batch", 2: "time"}),
     "ecapa": lambda: (ECAPA(), torch.randn(1, 50, 24), "feats", {0: "batch", 1: "time"}),
+    "mha": lambda: (MHABlock(), torch.randn(2, 12, 24), "x", {0: "batch", 1: "time"}),
+    "emformer_attn": lambda: (EmformerAttention(), torch.randn(12, 2, 24), "x", {0: "time", 1: "batch"}),
 }
-RAW = (GroupNormBlock, ECAPA)  # modules that return a tensor (the transformers ones return an output object)
+OUT_AXES = {"mha": {0: "batch", 1: "time"}, "emformer_attn": {0: "time", 1: "batch"}}
+RAW = (GroupNormBlock, ECAPA, MHABlock, EmformerAttention)  # modules that return a tensor (the transformers ones return an output object)
 
 
 def export(name: str, dynamo: bool) -> Path:
@@ -223,6 +263,7 @@ def export(name: str, dynamo: bool) -> Path:
     model, x, input_name, axes = MODELS[name]()
     model = (model if isinstance(model, RAW) else LastHidden(model)).eval()
     path = OUT / f"speech_{name}_{'dynamo' if dynamo else 'ts'}.onnx"
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused fast path has no ONNX export
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if dynamo:
@@ -233,7 +274,7 @@ def export(name: str, dynamo: bool) -> Path:
             prog.save(str(path))
         else:
             torch.onnx.export(model, (x,), str(path), input_names=[input_name], output_names=["hidden"],
-                              opset_version=OPSET, dynamic_axes={input_name: axes, "hidden": {0: "batch"}}, dynamo=False)
+                              opset_version=OPSET, dynamic_axes={input_name: axes, "hidden": OUT_AXES.get(name, {0: "batch"})}, dynamo=False)
     m = onnx.load(str(path))
     m.ir_version = min(m.ir_version, IR)
     onnx.save(m, str(path))

@@ -78,3 +78,26 @@ def test_ecapa_res2net_se_and_attentive_pooling_prune(name):
     assert 1 - r.after["params"] / r.before["params"] >= 0.40
     x = np.random.default_rng(1).standard_normal((3, 73, 24)).astype(np.float32)
     assert make_session(r.model).run(None, {"feats": x})[0].shape == (3, 1, 24)
+
+
+# nn.MultiheadAttention (batch first) and torchaudio Emformer's attention layout (time first,
+# `view(-1, B * num_heads, head_dim)`): heads folded into the batch axis as `bsz * num_heads`.
+FOLDED = {"speech_mha_ts": ([2, 12, 24], 0), "speech_mha_dynamo": ([2, 12, 24], 0),
+          "speech_emformer_attn_ts": ([12, 2, 24], 1), "speech_emformer_attn_dynamo": ([12, 2, 24], 1)}
+
+
+@pytest.mark.parametrize("name", sorted(FOLDED))
+def test_heads_folded_into_the_batch_axis_prune(name):
+    """`B * 4` becomes `B * 2` (Mul/Div before the Reshape), so the pruned model is exact at the
+    probe batch (verified) and stays batch-independent at any other batch size."""
+    shape, batch_axis = FOLDED[name]
+    r = assert_pruned_ok(onnx.load(str(FIXTURES / f"{name}.onnx")), ratio=0.5, shapes={"x": shape})
+    heads = [g for g in r.groups if g["unit"] == "heads"]
+    assert [(g["size"], g["kept"], g["blocked_by"]) for g in heads] == [(4, 2, None)]
+    shape = list(shape)
+    shape[batch_axis] = 5
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    sess = make_session(r.model)
+    together = sess.run(None, {"x": x})[0]
+    alone = np.concatenate([sess.run(None, {"x": np.take(x, [i], axis=batch_axis)})[0] for i in range(5)], axis=batch_axis)
+    np.testing.assert_array_equal(together, alone)

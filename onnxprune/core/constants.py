@@ -42,10 +42,12 @@ class ConstantWriter:
     def add_input(self, node, i: int, array: np.ndarray, name: str) -> None:
         self.added.append((node, i, array, name))
 
-    def offset_input(self, node, i: int, delta: np.ndarray, name: str) -> None:
+    def offset_input(self, node, i: int, delta: np.ndarray, name: str, scale=None) -> None:
         """Feed input i of `node` through `Add(value, delta)`: a computed shape whose constant
-        entries change for this node only (the value may be shared with other nodes)."""
-        self.offsets.append((node, i, delta, name))
+        entries change for this node only (the value may be shared with other nodes). scale:
+        (num, den) integer vectors applied first, `value * num / den` (heads folded into the batch
+        axis: `B * 4` becomes `B * 2` whatever B is at run time)."""
+        self.offsets.append((node, i, delta, name, scale))
 
     def commit(self) -> None:
         taken = set(self.index.producer) | set(self.index.initializers) | set(self.index.graph_inputs)
@@ -82,14 +84,25 @@ class ConstantWriter:
             node.input[i] = name
 
     def _commit_offsets(self, taken: set[str]) -> None:
-        for node, i, delta, name in self.offsets:
-            const, out = _unique(f"{name}_delta", taken), _unique(name, taken)
-            self._add_initializer(self._tensor(delta, const))
-            add = onnx.helper.make_node("Add", [node.input[i], const], [out], name=_unique(f"{name}_add", taken))
+        for node, i, delta, name, scale in self.offsets:
+            new = []
+            value = node.input[i]
+            if scale is not None:
+                for op, vec in zip(("Mul", "Div"), scale):
+                    const, out = _unique(f"{name}_{op.lower()}", taken), _unique(f"{name}_{op.lower()}ed", taken)
+                    self._add_initializer(self._tensor(np.asarray(vec, dtype=np.int64), const))
+                    new.append(onnx.helper.make_node(op, [value, const], [out], name=_unique(f"{name}_{op.lower()}_node", taken)))
+                    value = out
+            if np.any(delta):
+                const, out = _unique(f"{name}_delta", taken), _unique(name, taken)
+                self._add_initializer(self._tensor(delta, const))
+                new.append(onnx.helper.make_node("Add", [value, const], [out], name=_unique(f"{name}_add", taken)))
+                value = out
             graph = _graph_holding(self.model.graph, node)
             position = next(k for k, n in enumerate(graph.node) if n is node)
-            graph.node.insert(position, add)
-            node.input[i] = out
+            for k, added in enumerate(new):
+                graph.node.insert(position + k, added)
+            node.input[i] = value
 
     def _tensor(self, array: np.ndarray, name: str) -> onnx.TensorProto:
         return external.make_tensor(array, name, on_disk=self.on_disk)

@@ -280,3 +280,37 @@ def test_torch_pad_list_is_followed():
     assert [str(e) for e in a.program.get(pads)][:2] == ["0", "0"]  # batch and channel: constant zeros
     assert next(g for g in a.groups if g.size == 8).prunable
     prune_ok(m, ratio=0.5, shapes={"x": [2, 4, 9]})
+
+
+@pytest.mark.parametrize("layout", ["batch_major", "heads_major"])
+def test_heads_folded_into_the_batch_axis(layout):
+    """[B, S, H*D] -> [B*H, S, D] with the entry `dim(x, 0) * H` computed at run time. Batch-major
+    (position b*H + h, nn.MultiheadAttention) prunes, the entry becoming `dim(x, 0) * H'`;
+    heads-major (h*B + b) does not follow the entry and blocks."""
+    b = GraphBuilder(seed=308, opset=17)
+    x = b.input("x", ["batch", S, 16])
+    q, k, v = (b.matmul(x, 16, E) for _ in range(3))
+    bh = b.op("Mul", [_dim(b, x, 0), b.const(np.array([HEADS]), "h", dtype=I64)])
+    target = b.op("Concat", [bh, _dim(b, x, 1), b.const(np.array([D]), "d", dtype=I64)], axis=0)
+
+    def fold(t):
+        t4 = b.op("Reshape", [t, b.op("Concat", [_dim(b, x, 0), _dim(b, x, 1), b.const(np.array([HEADS, D]), "hd", dtype=I64)],
+                                      axis=0)])
+        perm = [0, 2, 1, 3] if layout == "batch_major" else [2, 0, 1, 3]
+        return b.op("Reshape", [b.op("Transpose", [t4], perm=perm), target])
+
+    q3, k3, v3 = fold(q), fold(k), fold(v)
+    ctx = b.op("MatMul", [b.op("Softmax", [b.op("MatMul", [q3, b.op("Transpose", [k3], perm=[0, 2, 1])])], axis=-1), v3])
+    back = b.op("Reshape", [ctx, b.op("Concat", [_dim(b, x, 0), b.const(np.array([HEADS]), "h", dtype=I64), _dim(b, x, 1),
+                                                  b.const(np.array([D]), "d", dtype=I64)], axis=0)])
+    merged = b.op("Reshape", [b.op("Transpose", [back], perm=[0, 2, 1, 3]),
+                              b.op("Concat", [_dim(b, x, 0), _dim(b, x, 1), b.const(np.array([-1]), "m", dtype=I64)], axis=0)])
+    m = b.model([b.matmul(merged, E, 8)])
+    if layout == "heads_major":
+        a = analyze(m, shapes=SHAPES)
+        assert not any(g.is_heads and g.prunable for g in a.groups)
+        return
+    r = prune_ok(m, ratio=0.5, shapes=SHAPES)
+    assert any(g.is_heads and g.prunable for g in r.analysis.groups), [g.blocked_by for g in r.analysis.groups]
+    out = make_session(r.model).run(None, {"x": np.ones((3, S, 16), np.float32)})[0]
+    assert out.shape == (3, S, 8)

@@ -77,6 +77,9 @@ class ReshapeHandler(Handler):
             if e.const or (e.static and not any(ctx.tracked(t).get(a) is not None for t, a in e.deps)):
                 continue  # -1, or constant whatever the input shapes: the rewrite adds the difference
             t_labels = ctx.tracked(e.dim[0]).get(e.dim[1]) if e.dim is not None else None
+            if t_labels is None and _folded(e, out_labels, k):  # `B * num_heads`: heads folded into the batch
+                ctx.unite_rows(node.output[0], (j,), np.moveaxis(out_labels, k, 0))
+                continue
             if t_labels is not None and proportional(ctx, t_labels, out_labels, k, e.num, e.den):
                 if out_labels.ndim > 1:  # each slab along this axis is one unit (a head)
                     ctx.unite_rows(node.output[0], (j,), np.moveaxis(out_labels, k, 0))
@@ -100,12 +103,35 @@ class ReshapeHandler(Handler):
             ctx.set_value(node, 1, shape)
             return
         delta = np.zeros(len(computed), dtype=np.int64)
+        num, den = np.ones(len(computed), dtype=np.int64), np.ones(len(computed), dtype=np.int64)
         for axis in ctx.tracked_axes(out):
             e = computed[axis]
-            if e.value > 0:
+            if e.value > 0 and _folded_size(e, ctx):
+                size = ctx.analysis.shapes[e.dim[0]][e.dim[1]]
+                num[axis], den[axis] = int(ctx.kept(out, axis).sum()) // size, e.num // e.den
+            elif e.value > 0:
                 delta[axis] = int(ctx.kept(out, axis).sum()) - _after_pruning(e, ctx)
-        if delta.any():
-            ctx.writer.offset_input(node, 1, delta, f"{node.name or out}_pruned_shape")
+        scale = (num, den) if np.any(num != den) else None
+        if delta.any() or scale is not None:
+            ctx.writer.offset_input(node, 1, delta, f"{node.name or out}_pruned_shape", scale=scale)
+
+
+def _folded(e, out_labels: np.ndarray, k: int) -> bool:
+    """Is this entry `dim(t, a) * P` with the output axis holding P units per index of that
+    (batch) axis, batch-major: position b * P + h is unit h? Then it stays `dim * P'` when P'
+    units remain, whatever the batch size (nn.MultiheadAttention's `bsz * num_heads`)."""
+    if e.dim is None or e.num % e.den or e.num // e.den < 2:
+        return False
+    period = e.num // e.den
+    rows = np.moveaxis(np.asarray(out_labels), k, 0).reshape(out_labels.shape[k], -1)
+    return len(rows) == e.value and len(rows) % period == 0 and \
+        all(np.array_equal(rows[i], rows[i % period]) for i in range(len(rows)))
+
+
+def _folded_size(e, ctx) -> bool:
+    """A folded entry (see _folded): a scaled size of an axis that holds no channels."""
+    return e.dim is not None and e.dim[1] not in ctx.analysis.dims.get(e.dim[0], {}) and \
+        e.num % e.den == 0 and e.num // e.den > 1
 
 
 def _after_pruning(e, ctx) -> int:
