@@ -48,8 +48,18 @@ class ConvHandler(Handler):
             if bias:
                 ctx.param(node, 2, 0, labels, "channelwise")
             ctx.needs_rewrite(node)
+        elif x_labels is not None and cin % group == 0 and cout % group == 0:
+            # Grouped: group j's outputs read only group j's inputs. Whole groups go (their inputs
+            # and outputs are one unit, `group` shrinks); the weight's per-group input axis stays.
+            rows = ctx.unite_rows(x, (1,), np.asarray(x_labels).reshape(group, cin // group))
+            labels = np.repeat(rows[:, 0], cout // group)
+            ctx.set_labels(out, 1, labels)
+            ctx.param(node, 1, 0, labels, "channelwise")
+            if bias:
+                ctx.param(node, 2, 0, labels, "channelwise")
+            ctx.needs_rewrite(node)
         elif x_labels is not None:
-            ctx.block(x_labels, f"{node_label(node)}: grouped Conv (group={group}) would need equal pruning in every group")
+            ctx.block(x_labels, f"{node_label(node)}: grouped Conv (group={group}) does not divide its channels")
         if node.op_type == "FusedConv" and len(node.input) > 3 and node.input[3]:
             z = node.input[3]
             out_labels = ctx.tracked(out).get(1)
@@ -62,7 +72,10 @@ class ConvHandler(Handler):
     def rewrite(self, node, ctx):
         kept = ctx.kept(node.input[0], 1)
         if kept is not None:
-            set_attr(node, "group", int(kept.sum()))
+            weight = ctx.const(node.input[1])
+            group = int(attr(node, "group", 1))
+            per_group = len(kept) // group if weight is None else weight.shape[1]  # inputs per group (1: depthwise)
+            set_attr(node, "group", int(kept.sum()) // per_group)
 
 
 @register("ConvTranspose")
