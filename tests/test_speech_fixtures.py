@@ -40,7 +40,10 @@ def test_heads_and_channels_prune_in_shipped_exports(name):
     model = onnx.load(str(FIXTURES / f"{name}.onnx"))
     r = assert_pruned_ok(model, ratio=0.5, shapes=shapes)
     heads = [g for g in r.analysis.groups if g.is_heads]
-    assert len(heads) == 2 and all(g.prunable for g in heads), [g.blocked_by for g in heads]
+    assert sum(g.prunable for g in heads) == 2, [g.blocked_by for g in heads]
+    # wav2vec2's grouped positional conv makes its 4 groups of the residual stream units too;
+    # the stream is LayerNorm'd, so that one stays blocked, and says so
+    assert all("normalises over the channel axis" in g.blocked_by[0] for g in heads if not g.prunable)
     removed = 1 - r.after["params"] / r.before["params"]
     assert removed >= least, f"{removed:.1%}"
     # dynamic batch survives: the pruned model runs on another batch size
