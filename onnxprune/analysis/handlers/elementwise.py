@@ -35,8 +35,12 @@ class UnaryHandler(Handler):
 
 @register(*BROADCAST)
 class BroadcastHandler(Handler):
+    def operands(self, node) -> list[str]:
+        """The inputs that broadcast together ('' for the others, kept in place for the index)."""
+        return list(node.input)
+
     def propagate(self, node, ctx):
-        inputs = [n for n in node.input]
+        inputs = self.operands(node)
         out = node.output[0]
         out_rank = ctx.rank(out)
         if out_rank is None:
@@ -68,8 +72,43 @@ class BroadcastHandler(Handler):
                     ctx.couple(first, ctx.tracked(name)[axis], node_label(node))
                 elif ctx.const(name) is not None:
                     ctx.param(node, k, axis, first, "channelwise")
+                elif (scaled := _scaled_constant(ctx, name, axis, len(first))) is not None:
+                    ctx.param(*scaled, axis, first, "channelwise")
                 else:
                     ctx.block(first, f"{node_label(node)}: operand '{name}' cannot shrink along the channel axis")
                     ok = False
             if ok:
                 ctx.set_labels(out, out_axis, first)
+
+
+def _scaled_constant(ctx, name: str, axis: int, n: int):
+    """(node, input index) when run-time `name` is a constant vector times a run-time scalar
+    (quantize_dynamic's per-column scale, `x_scale * w_scale`): the constant is sliced there."""
+    found = ctx.index.producer.get(name)
+    if found is None or found[0].op_type not in ("Mul", "Div") or len(found[0].input) != 2:
+        return None
+    node = found[0]
+    shape = ctx.shape(name)
+    if len(ctx.index.consumers(name)) != 1:  # another reader would see the sliced vector too
+        return None
+    for k, other in ((0, 1), (1, 0)):
+        value, rest = ctx.const(node.input[k]), ctx.shape(node.input[other])
+        if value is not None and value.shape == tuple(shape) and value.shape[axis] == n and rest is not None \
+                and all(d == 1 for d in rest) and ctx.const(node.input[other]) is None \
+                and not ctx.tracked(node.input[other]) and (node.op_type == "Mul" or k == 0):
+            return node, k
+    return None
+
+
+@register("QLinearAdd", "QLinearMul", domain="com.microsoft")
+class QLinearBinaryHandler(BroadcastHandler):
+    """A, A_scale, A_zp, B, B_scale, B_zp, C_scale, C_zp with per-tensor scales: as Add/Mul on A and B."""
+
+    def operands(self, node) -> list[str]:
+        return [n if k in (0, 3) else "" for k, n in enumerate(node.input)]
+
+
+@register("QLinearSigmoid", "QLinearLeakyRelu", domain="com.microsoft")
+class QLinearUnaryHandler(Handler):
+    def propagate(self, node, ctx):
+        ctx.passthrough(node, node.input[0], node.output[0])
