@@ -1,6 +1,6 @@
 """Export small random-weight speech encoders the way people ship them, for the coverage tests.
 
-    pip install torch==2.13.0 transformers onnxscript   # CPU torch; never a runtime dependency
+    pip install torch==2.13.0 transformers onnxscript optimum-onnx   # CPU torch; never a runtime dependency
     python models/export_speech_fixtures.py             # writes models/fixtures/speech/speech_*.onnx (committed)
 
 Public architectures from `transformers` (Whisper encoder, wav2vec2 with group- and layer-norm
@@ -9,8 +9,12 @@ analysis, not accuracy), exported with dynamic batch (and sample) axes by TorchS
 (`dynamo=False`) and by the dynamo exporter, which build their head split/merge targets at run
 time (`Shape -> Gather -> Unsqueeze -> Concat -> Reshape`) in different ways. The Whisper
 TorchScript export is also passed through onnxruntime's transformer optimizer, which fuses
-Gelu/BiasGelu/SkipLayerNormalization (the com.microsoft ops). A decomposed-GroupNorm conv block
-(G = C and G < C) completes the set.
+Gelu/BiasGelu/SkipLayerNormalization (the com.microsoft ops), and the wav2vec2 model is also
+exported by optimum-onnx. Written out from their public architectures (no speechbrain/torchaudio
+install needed): speechbrain's ECAPA-TDNN (Res2Net chunks, SE blocks, attentive statistics
+pooling, "same" reflect padding), an nn.MultiheadAttention block and torchaudio Emformer's
+attention layout (heads folded into the batch axis as `B * num_heads`). A decomposed-GroupNorm
+conv block (G = C and G < C) completes the set.
 """
 
 from __future__ import annotations
@@ -294,6 +298,29 @@ def ort_optimize(src: Path) -> Path:
     return dst
 
 
+def optimum_export(name: str = "wav2vec2") -> Path:
+    """optimum-onnx's `main_export` (task feature-extraction) of the same seeded transformers model,
+    saved with save_pretrained first: optimum picks its own dynamic axes and attention export."""
+    import tempfile
+
+    import transformers.utils.import_utils as iu
+
+    iu._torchvision_available = False  # a torchvision built for another torch breaks transformers' imports
+    from optimum.exporters.onnx import main_export
+
+    torch.manual_seed(0)
+    model, *_ = MODELS[name]()
+    dst = OUT / f"speech_{name}_optimum.onnx"
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save_pretrained(f"{tmp}/hf")
+        main_export(f"{tmp}/hf", output=f"{tmp}/onnx", task="feature-extraction", opset=OPSET, no_post_process=True)
+        m = onnx.load(f"{tmp}/onnx/model.onnx")
+    m.ir_version = min(m.ir_version, IR)
+    onnx.save(m, str(dst))
+    return dst
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     for name in sys.argv[1:] or MODELS:
@@ -303,6 +330,9 @@ if __name__ == "__main__":
                 print(f"wrote {p} ({p.stat().st_size} bytes)")
                 if name == "whisper" and not dynamo:
                     q = ort_optimize(p)
+                    print(f"wrote {q} ({q.stat().st_size} bytes)")
+                if name == "wav2vec2" and not dynamo:
+                    q = optimum_export(name)
                     print(f"wrote {q} ({q.stat().st_size} bytes)")
             except Exception as exc:  # report and continue: one exporter may not support a model
                 print(f"FAILED {name} dynamo={dynamo}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")

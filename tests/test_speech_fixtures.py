@@ -29,6 +29,7 @@ CASES = {
     "speech_wav2vec2_ts": (W2V, 0.38),
     "speech_wav2vec2_dynamo": (W2V, 0.38),
     "speech_hubert_ts": (W2V, 0.38),
+    "speech_wav2vec2_optimum": (W2V, 0.38),  # optimum-onnx's export of the same model
 }
 MIXING = ("normalises over the channel axis", "reaches graph output", "grouped Conv", "Softmax over the channel axis",
           "LayerNormalization_output", "layer_norm", "cannot shrink along the channel axis")
