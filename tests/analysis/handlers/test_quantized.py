@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from builders import assert_ratio0_identical
 from onnx import TensorProto, helper, numpy_helper
+from prune_checks import prune_ok
 
 import onnxprune
-from builders import assert_ratio0_identical
 from onnxprune.data import DataConfig
 from onnxprune.quantize import QuantizeConfig, quantize
-from prune_checks import prune_ok
 
 ASSETS = Path(onnxprune.__file__).parent / "assets" / "kws"
 
@@ -121,9 +121,13 @@ def test_dynamic_quantization_blocks_with_its_reason(tmp_path):
 
 def _mlp_qoperator(tmp_path, per_channel, symmetric):
     """x -> MatMul+bias -> Relu -> MatMul -> Relu -> MatMul, quantize_static(QOperator): QLinearMatMul, QLinearAdd."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
     from builders import GraphBuilder
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     b = GraphBuilder(seed=330, opset=17)
     x = b.input("x", [4, 16])
