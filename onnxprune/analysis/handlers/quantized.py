@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..context import ParamSlice
 from ...core.graph import attr, node_label
+from ..atoms import FIXED
+from ..context import ParamSlice
 from ..reasons import Reason
 from .base import Handler, norm_axis
 from .conv import ConvHandler
@@ -225,3 +226,42 @@ class DynamicQuantizeHandler(Handler):
         for labels in ctx.tracked(node.input[0]).values():
             ctx.block(labels, Reason(f"{node_label(node)}: its scale is the min/max over every channel (removing one "
                                      f"changes how the others are quantized)", "mixes-channels", node.name))
+
+
+@register("QLinearGlobalAveragePool", "QLinearAveragePool", domain="com.microsoft")
+class QLinearPoolHandler(Handler):
+    """x, x_scale, x_zp, y_scale, y_zp (per-tensor): per-channel pooling over the spatial axes;
+    channels sit on axis 1, or last with channels_last=1."""
+
+    def propagate(self, node, ctx):
+        x = node.input[0]
+        rank = ctx.rank(x)
+        channel = rank - 1 if int(attr(node, "channels_last", 0)) else 1
+        for axis, labels in ctx.tracked(x).items():
+            if axis in (0, channel):
+                ctx.set_labels(node.output[0], axis, labels)
+            else:
+                ctx.block(labels, f"{node_label(node)}: channels sit on pooled spatial axis {axis}")
+
+
+@register("QLinearConcat", domain="com.microsoft")
+class QLinearConcatHandler(Handler):
+    """Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input: positions along the axis
+    concatenate as Concat does (constant inputs' positions cannot be removed)."""
+
+    def propagate(self, node, ctx):
+        out = node.output[0]
+        data = list(node.input[2::3])
+        cat = norm_axis(int(attr(node, "axis", 0)), ctx.rank(out))
+        for a in sorted({a for name in data for a in ctx.tracked(name)}):
+            if a == cat:
+                parts = [ctx.tracked(n).get(a, np.full(ctx.shape(n)[a], FIXED, dtype=np.int64)) for n in data]
+                ctx.set_labels(out, a, np.concatenate(parts))
+                continue
+            first = next(ctx.tracked(n)[a] for n in data if a in ctx.tracked(n))
+            for name in data:
+                if a in ctx.tracked(name):
+                    ctx.couple(first, ctx.tracked(name)[a], node_label(node))
+                else:
+                    ctx.block(first, f"{node_label(node)}: operand '{name}' cannot shrink along the channel axis")
+            ctx.set_labels(out, a, first)

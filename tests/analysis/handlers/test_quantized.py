@@ -163,3 +163,37 @@ def test_qlinear_matmul_nonzero_weight_zero_point_blocks(tmp_path):
     a = onnxprune.analyze(_mlp_qoperator(tmp_path, False, symmetric=False))
     inner = [g for g in a.groups if g.size in (24, 32)]
     assert len(inner) == 2 and all("nonzero weight zero point" in g.blocked_by[0] for g in inner)
+
+
+def test_qoperator_cnn_with_concat_sigmoid_and_pooling(tmp_path):
+    """conv -> two conv branches -> Concat -> conv -> Sigmoid -> GlobalAveragePool -> Flatten ->
+    Gemm, quantize_static(QOperator, per channel): QLinearConcat, QLinearSigmoid,
+    QLinearGlobalAveragePool and int8 Flatten carry the channels; every inner group prunes."""
+    from builders import GraphBuilder
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        quantize_static,
+    )
+
+    b = GraphBuilder(seed=331, opset=17)
+    x = b.input("x", [2, 3, 8, 8])
+    a = b.op("Relu", [b.conv(x, 3, 8)])
+    cat = b.op("Concat", [b.op("Relu", [b.conv(a, 8, 8)]), b.op("Relu", [b.conv(a, 8, 6)])], axis=1)
+    pooled = b.op("Flatten", [b.op("GlobalAveragePool", [b.op("Sigmoid", [b.conv(cat, 14, 12)])])])
+    src, dst = tmp_path / "cnn.onnx", tmp_path / "cnn_q.onnx"
+    onnx.save(b.model([b.gemm(pooled, 12, 5)]), str(src))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.feeds = iter([{"x": rng.standard_normal((2, 3, 8, 8)).astype(np.float32)} for _ in range(8)])
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QOperator, per_channel=True)
+    m = onnx.load(str(dst))
+    assert {"QLinearConcat", "QLinearSigmoid", "QLinearGlobalAveragePool"} <= {n.op_type for n in m.graph.node}
+    r = prune_ok(m, ratio=0.5)
+    assert sorted(g.size for g in r.analysis.groups if g.prunable) == [6, 8, 8, 12]
