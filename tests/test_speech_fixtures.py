@@ -105,3 +105,12 @@ def test_heads_folded_into_the_batch_axis_prune(name):
     together = sess.run(None, {"x": x})[0]
     alone = np.concatenate([sess.run(None, {"x": np.take(x, [i], axis=batch_axis)})[0] for i in range(5)], axis=batch_axis)
     np.testing.assert_array_equal(together, alone)
+
+
+@pytest.mark.parametrize("name", sorted(FOLDED) + ["speech_ecapa_ts", "speech_ecapa_dynamo"])
+def test_new_fixtures_block_only_for_mixing_ops_or_the_interface(name):
+    shapes = {"x": FOLDED[name][0]} if name in FOLDED else {"feats": [2, 50, 24]}
+    a = onnxprune.analyze(onnx.load(str(FIXTURES / f"{name}.onnx")), shapes=shapes)
+    for g in a.groups:
+        if g.blocked_by:
+            assert any(word in reason for reason in g.blocked_by for word in MIXING), (g.name, g.blocked_by)
