@@ -16,7 +16,8 @@ import onnxprune
 
 FIXTURES = REPO / "models" / "fixtures" / "speech"
 SHAPES = {"input_features": [2, 40, 100], "input_values": [2, 1600], "x": [2, 8, 20], "feats": [2, 50, 24]}
-BY_FIXTURE = {"speech_mha_": {"x": [2, 12, 24]}, "speech_emformer_attn_": {"x": [12, 2, 24]}}  # fixture prefix -> shapes
+BY_FIXTURE = {"speech_mha_": {"x": [2, 12, 24]}, "speech_emformer_attn_": {"x": [12, 2, 24]},
+              "speech_emformer_ts": {"x": [2, 9, 32]}}  # fixture prefix -> shapes
 
 
 def shapes_for(stem: str, model) -> dict:

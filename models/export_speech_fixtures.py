@@ -1,6 +1,6 @@
 """Export small random-weight speech encoders the way people ship them, for the coverage tests.
 
-    pip install torch==2.13.0 transformers onnxscript optimum-onnx   # CPU torch; never a runtime dependency
+    pip install torch==2.13.0 transformers onnxscript optimum-onnx torchaudio   # CPU torch; never a runtime dependency
     python models/export_speech_fixtures.py             # writes models/fixtures/speech/speech_*.onnx (committed)
 
 Public architectures from `transformers` (Whisper encoder, wav2vec2 with group- and layer-norm
@@ -13,7 +13,8 @@ Gelu/BiasGelu/SkipLayerNormalization (the com.microsoft ops), and the wav2vec2 m
 exported by optimum-onnx. Written out from their public architectures (no speechbrain/torchaudio
 install needed): speechbrain's ECAPA-TDNN (Res2Net chunks, SE blocks, attentive statistics
 pooling, "same" reflect padding), an nn.MultiheadAttention block and torchaudio Emformer's
-attention layout (heads folded into the batch axis as `B * num_heads`). A decomposed-GroupNorm
+attention layout (heads folded into the batch axis as `B * num_heads`); torchaudio's Emformer itself
+(`pip install torchaudio`; only its pure-torch emformer module is used). A decomposed-GroupNorm
 conv block (G = C and G < C) completes the set.
 """
 
@@ -239,6 +240,41 @@ class EmformerAttention(nn.Module):
         return self.head(torch.relu(self.out_proj(out)))
 
 
+def _torchaudio_emformer():
+    """torchaudio.models.emformer (pure torch). Imported from the installed torchaudio; where its C
+    extension does not match the installed torch, the module file is loaded on its own (it needs
+    only torch)."""
+    try:
+        from torchaudio.models.emformer import Emformer
+        return Emformer
+    except Exception:
+        import importlib.util
+
+        spec = importlib.util.find_spec("torchaudio")  # locates the package without running its __init__
+        path = Path(next(iter(spec.submodule_search_locations))) / "models" / "emformer.py"
+        module_spec = importlib.util.spec_from_file_location("_emformer", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        return module.Emformer
+
+
+class TorchaudioEmformer(nn.Module):
+    """torchaudio's Emformer(input_dim=32, num_heads=4, ffn_dim=64, num_layers=2, segment_length=4,
+    right_context_length=1) on full-length utterances: x [B, T + 1, 32] -> [B, T, 32]. Its attention
+    folds heads into the batch (`view(-1, B * num_heads, head_dim)`) and reads the batch back
+    (`view(B, num_heads, T, -1)` with `B = size(0) // num_heads`). torch.export cannot trace it
+    (the lengths make a data-dependent mask), so only the TorchScript export exists."""
+
+    def __init__(self):
+        super().__init__()
+        self.m = _torchaudio_emformer()(input_dim=32, num_heads=4, ffn_dim=64, num_layers=2, segment_length=4,
+                                        right_context_length=1)
+
+    def forward(self, x):
+        lengths = torch.full((x.shape[0],), x.shape[1] - 1, dtype=torch.long)
+        return self.m(x, lengths)[0]
+
+
 class LastHidden(nn.Module):
     def __init__(self, m):
         super().__init__()
@@ -257,9 +293,10 @@ MODELS = {
     "ecapa": lambda: (ECAPA(), torch.randn(1, 50, 24), "feats", {0: "batch", 1: "time"}),
     "mha": lambda: (MHABlock(), torch.randn(2, 12, 24), "x", {0: "batch", 1: "time"}),
     "emformer_attn": lambda: (EmformerAttention(), torch.randn(12, 2, 24), "x", {0: "time", 1: "batch"}),
+    "emformer": lambda: (TorchaudioEmformer(), torch.randn(2, 9, 32), "x", {0: "batch"}),
 }
 OUT_AXES = {"mha": {0: "batch", 1: "time"}, "emformer_attn": {0: "time", 1: "batch"}}
-RAW = (GroupNormBlock, ECAPA, MHABlock, EmformerAttention)  # modules that return a tensor (the transformers ones return an output object)
+RAW = (GroupNormBlock, ECAPA, MHABlock, EmformerAttention, TorchaudioEmformer)  # modules that return a tensor (the transformers ones return an output object)
 
 
 def export(name: str, dynamo: bool) -> Path:

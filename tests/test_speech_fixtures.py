@@ -31,7 +31,8 @@ CASES = {
     "speech_hubert_ts": (W2V, 0.38),
     "speech_wav2vec2_optimum": (W2V, 0.38),  # optimum-onnx's export of the same model
 }
-MIXING = ("normalises over the channel axis", "reaches graph output", "grouped Conv", "Softmax over the channel axis",
+MIXING = ("normalises over the channel axis", "reaches graph output", "the model's interface", "grouped Conv",
+          "Softmax over the channel axis",
           "LayerNormalization_output", "layer_norm", "cannot shrink along the channel axis")
 
 
@@ -87,7 +88,8 @@ def test_ecapa_res2net_se_and_attentive_pooling_prune(name):
 # nn.MultiheadAttention (batch first) and torchaudio Emformer's attention layout (time first,
 # `view(-1, B * num_heads, head_dim)`): heads folded into the batch axis as `bsz * num_heads`.
 FOLDED = {"speech_mha_ts": ([2, 12, 24], 0), "speech_mha_dynamo": ([2, 12, 24], 0),
-          "speech_emformer_attn_ts": ([12, 2, 24], 1), "speech_emformer_attn_dynamo": ([12, 2, 24], 1)}
+          "speech_emformer_attn_ts": ([12, 2, 24], 1), "speech_emformer_attn_dynamo": ([12, 2, 24], 1),
+          "speech_emformer_ts": ([2, 9, 32], 0)}  # torchaudio's Emformer itself: 2 layers
 
 
 @pytest.mark.parametrize("name", sorted(FOLDED))
@@ -97,7 +99,8 @@ def test_heads_folded_into_the_batch_axis_prune(name):
     shape, batch_axis = FOLDED[name]
     r = assert_pruned_ok(onnx.load(str(FIXTURES / f"{name}.onnx")), ratio=0.5, shapes={"x": shape})
     heads = [g for g in r.groups if g["unit"] == "heads"]
-    assert [(g["size"], g["kept"], g["blocked_by"]) for g in heads] == [(4, 2, None)]
+    layers = 2 if name == "speech_emformer_ts" else 1
+    assert [(g["size"], g["kept"], g["blocked_by"]) for g in heads] == [(4, 2, None)] * layers
     shape = list(shape)
     shape[batch_axis] = 5
     x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
@@ -114,3 +117,15 @@ def test_new_fixtures_block_only_for_mixing_ops_or_the_interface(name):
     for g in a.groups:
         if g.blocked_by:
             assert any(word in reason for reason in g.blocked_by for word in MIXING), (g.name, g.blocked_by)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_emformer_heads_read_back_as_the_batch(batch):
+    """Emformer reads the batch back from the folded axis (`B = size(0) // num_heads`, then
+    `view(B * num_heads, T, -1)`): those entries are recomputed from the pruned axis, so a model
+    pruned on any probe batch is exact there (verified) and batch-independent."""
+    r = assert_pruned_ok(onnx.load(str(FIXTURES / "speech_emformer_ts.onnx")), ratio=0.5, shapes={"x": [batch, 9, 32]})
+    x = np.random.default_rng(3).standard_normal((4, 9, 32)).astype(np.float32)
+    sess = make_session(r.model)
+    together = sess.run(None, {"x": x})[0]
+    np.testing.assert_array_equal(together, np.concatenate([sess.run(None, {"x": x[i:i + 1]})[0] for i in range(4)]))

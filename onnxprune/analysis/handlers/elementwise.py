@@ -75,7 +75,9 @@ class BroadcastHandler(Handler):
                 elif (scaled := _scaled_constant(ctx, name, axis, len(first))) is not None:
                     ctx.param(*scaled, axis, first, "channelwise")
                 else:
-                    ctx.block(first, f"{node_label(node)}: operand '{name}' cannot shrink along the channel axis")
+                    source = _graph_input_behind(ctx, name)
+                    why = f" (it carries graph input '{source}', the model's interface)" if source else ""
+                    ctx.block(first, f"{node_label(node)}: operand '{name}' cannot shrink along the channel axis{why}")
                     ok = False
             if ok:
                 ctx.set_labels(out, out_axis, first)
@@ -112,3 +114,25 @@ class QLinearBinaryHandler(BroadcastHandler):
 class QLinearUnaryHandler(Handler):
     def propagate(self, node, ctx):
         ctx.passthrough(node, node.input[0], node.output[0])
+
+
+_CARRIES = {*UNARY, *BROADCAST, "Concat", "Slice", "Split", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Pad",
+            "Flatten", "Expand", "Tile", "LayerNormalization"}
+
+
+def _graph_input_behind(ctx, name: str, limit: int = 64) -> str | None:
+    """The graph input whose values reach `name` through ops that carry channels position by
+    position (no Conv/MatMul in between), if any: why an operand has no channels that can shrink."""
+    seen, todo = set(), [name]
+    while todo and len(seen) < limit:
+        cur = todo.pop()
+        if cur in seen or not cur or ctx.index.is_const(cur):
+            continue
+        seen.add(cur)
+        if cur in ctx.index.graph_inputs:
+            return cur
+        found = ctx.index.producer.get(cur)
+        if found is not None and found[0].op_type in _CARRIES and found[0].domain in ("", "ai.onnx"):
+            todo.extend(found[0].input[:1] if found[0].op_type in ("LayerNormalization", "Reshape", "Expand", "Tile",
+                                                                   "Slice", "Pad") else found[0].input)
+    return None

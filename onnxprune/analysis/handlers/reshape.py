@@ -56,8 +56,10 @@ class ReshapeHandler(Handler):
                                            "cannot follow")
                     return
                 target = np.array([e.value for e in computed], dtype=np.int64)
+        carried = set()
         for axes, labels in entries.items():
             dep, out_labels = labels_through_reshape(in_shape, axes, labels, out_shape)
+            carried.update(dep)
             if not dep:
                 continue  # a single channel: nothing to carry
             zero_copy = [j for j in dep if target is not None and int(target[j]) == 0]
@@ -69,6 +71,11 @@ class ReshapeHandler(Handler):
             ctx.set_multi(out, dep, out_labels)
             if target is not None:
                 ctx.needs_rewrite(node)
+        if computed is not None:
+            for j, e in enumerate(computed):
+                if j not in carried and _unfolded(ctx, e):  # `B*H // H`: the batch read back from a folded axis
+                    ctx.accept(node, 1, e.dim)
+                    ctx.needs_rewrite(node)
 
     @staticmethod
     def _computed_ok(node, ctx, computed, dep, out_labels, labels) -> bool:
@@ -80,6 +87,10 @@ class ReshapeHandler(Handler):
             if t_labels is None and _folded(e, out_labels, k):  # `B * num_heads`: heads folded into the batch
                 ctx.unite_rows(node.output[0], (j,), np.moveaxis(out_labels, k, 0))
                 continue
+            if t_labels is not None and not e.static and _batch_factor(t_labels) is None:
+                ctx.block(labels.reshape(-1), f"{node_label(node)}: target entry {j} ({e}) reads an axis that mixes "
+                                              f"channels with a run-time size in a layout the rewrite cannot follow")
+                return False
             if t_labels is not None and proportional(ctx, t_labels, out_labels, k, e.num, e.den):
                 if out_labels.ndim > 1:  # each slab along this axis is one unit (a head)
                     ctx.unite_rows(node.output[0], (j,), np.moveaxis(out_labels, k, 0))
@@ -109,11 +120,28 @@ class ReshapeHandler(Handler):
             if e.value > 0 and _folded_size(e, ctx):
                 size = ctx.analysis.shapes[e.dim[0]][e.dim[1]]
                 num[axis], den[axis] = int(ctx.kept(out, axis).sum()) // size, e.num // e.den
+            elif e.value > 0 and e.dim is not None and not e.static and e.dim[1] in ctx.analysis.dims.get(e.dim[0], {}):
+                # read from an axis that folds heads with the batch: `B*H // H * H` must become
+                # `B*H' // H' * H'` at every batch size, so the entry is recomputed from that axis
+                t, a = e.dim
+                batch = _batch_factor(ctx.analysis.dims[t][a])
+                kept_t, kept_out = ctx.kept(t, a), ctx.kept(out, axis)
+                if not (kept_t.all() and kept_out.all()):
+                    ctx.writer.size_entry(node, 1, axis, len(computed), t, a, int(kept_t.sum()) // batch,
+                                          int(kept_out.sum()) // batch, f"{node.name or out}_folded")
             elif e.value > 0:
                 delta[axis] = int(ctx.kept(out, axis).sum()) - _after_pruning(e, ctx)
         scale = (num, den) if np.any(num != den) else None
         if delta.any() or scale is not None:
             ctx.writer.offset_input(node, 1, delta, f"{node.name or out}_pruned_shape", scale=scale)
+        for j, e in enumerate(computed):
+            t, a = e.dim if e.dim is not None else (None, None)
+            if j in ctx.tracked_axes(out) or e.const or e.dim is None or a not in ctx.analysis.dims.get(t, {}):
+                continue
+            kept = ctx.kept(t, a)
+            if e.num == 1 and e.den > 1 and not kept.all():
+                per_batch = int(kept.sum()) // (len(kept) // e.den)
+                ctx.writer.size_entry(node, 1, j, len(computed), t, a, per_batch, 1, f"{node.name or out}_batch")
 
 
 def _folded(e, out_labels: np.ndarray, k: int) -> bool:
@@ -126,6 +154,28 @@ def _folded(e, out_labels: np.ndarray, k: int) -> bool:
     rows = np.moveaxis(np.asarray(out_labels), k, 0).reshape(out_labels.shape[k], -1)
     return len(rows) == e.value and len(rows) % period == 0 and \
         all(np.array_equal(rows[i], rows[i % period]) for i in range(len(rows)))
+
+
+def _batch_factor(labels) -> int | None:
+    """How many times a labelled axis repeats its units, batch-major (positions b*U + u, U the
+    distinct labels): heads folded into the batch at the probe batch size; 1 for a plain axis."""
+    labels = np.asarray(labels).reshape(-1)
+    units = len(np.unique(labels))
+    if units == 0 or len(labels) % units or not all(labels[i] == labels[i % units] for i in range(len(labels))):
+        return None
+    return len(labels) // units
+
+
+def _unfolded(ctx, e) -> bool:
+    """Is this entry `dim(t, a) // P` where axis a of t holds P units per batch index, batch-major
+    (heads folded into the batch, read back as the batch: Emformer's `view(B, H, T, -1)` with
+    `B = size(0) // num_heads`)? In the pruned model the rewrite recomputes it as `dim // P'`."""
+    if e.dim is None or e.num != 1 or e.den < 2:
+        return False
+    labels = ctx.tracked(e.dim[0]).get(e.dim[1])
+    if labels is None or len(labels) != e.value * e.den:
+        return False
+    return all(labels[i] == labels[i % e.den] for i in range(len(labels)))
 
 
 def _folded_size(e, ctx) -> bool:
