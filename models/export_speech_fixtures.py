@@ -247,7 +247,7 @@ def _torchaudio_emformer():
     try:
         from torchaudio.models.emformer import Emformer
         return Emformer
-    except Exception:
+    except (ImportError, OSError, RuntimeError):  # torchaudio's C extension built for another torch
         import importlib.util
 
         spec = importlib.util.find_spec("torchaudio")  # locates the package without running its __init__
