@@ -120,7 +120,8 @@ class ReshapeHandler(Handler):
             if e.value > 0 and _folded_size(e, ctx):
                 size = ctx.analysis.shapes[e.dim[0]][e.dim[1]]
                 num[axis], den[axis] = int(ctx.kept(out, axis).sum()) // size, e.num // e.den
-            elif e.value > 0 and e.dim is not None and not e.static and e.dim[1] in ctx.analysis.dims.get(e.dim[0], {}):
+            elif e.value > 0 and e.dim is not None and not e.static and e.dim[1] in ctx.analysis.dims.get(e.dim[0], {}) \
+                    and ctx.kept(*e.dim).any():
                 # read from an axis that folds heads with the batch: `B*H // H * H` must become
                 # `B*H' // H' * H'` at every batch size, so the entry is recomputed from that axis
                 t, a = e.dim
