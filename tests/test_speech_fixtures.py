@@ -129,3 +129,23 @@ def test_emformer_heads_read_back_as_the_batch(batch):
     sess = make_session(r.model)
     together = sess.run(None, {"x": x})[0]
     np.testing.assert_array_equal(together, np.concatenate([sess.run(None, {"x": x[i:i + 1]})[0] for i in range(4)]))
+
+
+ALL_SHAPES = {**{k: v[0] for k, v in CASES.items()}, **{k: {"x": v[0]} for k, v in FOLDED.items()},
+              "speech_ecapa_ts": {"feats": [2, 50, 24]}, "speech_ecapa_dynamo": {"feats": [2, 50, 24]}}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_SHAPES))
+def test_pruned_at_probe_batch_1_is_batch_independent(name):
+    """Heads folded into the batch are only visible as such at a batch above 1; pruned at batch 1
+    the computed shapes must still hold at any batch: a batch-3 run equals three batch-1 runs."""
+    axis = FOLDED[name][1] if name in FOLDED else 0
+    shapes = {k: [1 if i == axis else d for i, d in enumerate(v)] for k, v in ALL_SHAPES[name].items()}
+    r = assert_pruned_ok(onnx.load(str(FIXTURES / f"{name}.onnx")), ratio=0.5, shapes=shapes)
+    rng = np.random.default_rng(4)
+    feeds = {k: rng.standard_normal([3 if i == axis else d for i, d in enumerate(v)]).astype(np.float32)
+             for k, v in ALL_SHAPES[name].items()}
+    sess = make_session(r.model)
+    together = sess.run(None, feeds)[0]
+    alone = [sess.run(None, {k: np.take(v, [i], axis=axis) for k, v in feeds.items()})[0] for i in range(3)]
+    np.testing.assert_allclose(together, np.concatenate(alone, axis=axis), rtol=0, atol=1e-5)
