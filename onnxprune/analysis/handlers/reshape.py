@@ -120,8 +120,7 @@ class ReshapeHandler(Handler):
             if e.value > 0 and _folded_size(e, ctx):
                 size = ctx.analysis.shapes[e.dim[0]][e.dim[1]]
                 num[axis], den[axis] = int(ctx.kept(out, axis).sum()) // size, e.num // e.den
-            elif e.value > 0 and e.dim is not None and not e.static and e.dim[1] in ctx.analysis.dims.get(e.dim[0], {}) \
-                    and ctx.kept(*e.dim).any():
+            elif e.value > 0 and _read_from_folded(e, ctx):
                 # read from an axis that folds heads with the batch: `B*H // H * H` must become
                 # `B*H' // H' * H'` at every batch size, so the entry is recomputed from that axis
                 t, a = e.dim
@@ -140,7 +139,7 @@ class ReshapeHandler(Handler):
             if j in ctx.tracked_axes(out) or e.const or e.dim is None or a not in ctx.analysis.dims.get(t, {}):
                 continue
             kept = ctx.kept(t, a)
-            if e.num == 1 and e.den > 1 and not kept.all():
+            if e.num == 1 and e.den > 1 and kept.any() and not kept.all():
                 per_batch = int(kept.sum()) // (len(kept) // e.den)
                 ctx.writer.size_entry(node, 1, j, len(computed), t, a, per_batch, 1, f"{node.name or out}_batch")
 
@@ -177,6 +176,14 @@ def _unfolded(ctx, e) -> bool:
     if labels is None or len(labels) != e.value * e.den:
         return False
     return all(labels[i] == labels[i % e.den] for i in range(len(labels)))
+
+
+def _read_from_folded(e, ctx) -> bool:
+    """A size read from a labelled axis that also depends on the input shapes (heads folded with
+    the batch), batch-major, with something kept on it."""
+    if e.dim is None or e.static or e.dim[1] not in ctx.analysis.dims.get(e.dim[0], {}):
+        return False
+    return _batch_factor(ctx.analysis.dims[e.dim[0]][e.dim[1]]) is not None and ctx.kept(*e.dim).any()
 
 
 def _folded_size(e, ctx) -> bool:
