@@ -15,7 +15,14 @@ from _common import REPO, parser, write
 import onnxprune
 
 FIXTURES = REPO / "models" / "fixtures" / "speech"
-SHAPES = {"input_features": [2, 40, 100], "input_values": [2, 1600], "x": [2, 8, 20]}
+SHAPES = {"input_features": [2, 40, 100], "input_values": [2, 1600], "x": [2, 8, 20], "feats": [2, 50, 24]}
+BY_FIXTURE = {"speech_mha_": {"x": [2, 12, 24]}, "speech_emformer_attn_": {"x": [12, 2, 24]},
+              "speech_emformer_ts": {"x": [2, 9, 32]}}  # fixture prefix -> shapes
+
+
+def shapes_for(stem: str, model) -> dict:
+    table = next((v for k, v in BY_FIXTURE.items() if stem.startswith(k)), SHAPES)
+    return {i.name: table[i.name] for i in model.graph.input if i.name in table}
 
 
 def main(ratio: float = 0.5, out=None) -> None:
@@ -23,7 +30,7 @@ def main(ratio: float = 0.5, out=None) -> None:
     rows, raw = [], {}
     for path in sorted(FIXTURES.glob("speech_*.onnx")):
         model = onnx.load(str(path))
-        shapes = {i.name: SHAPES[i.name] for i in model.graph.input if i.name in SHAPES}
+        shapes = shapes_for(path.stem, model)
         r = onnxprune.prune(model, ratio=ratio, shapes=shapes)
         heads = sum(1 for g in r.analysis.groups if g.is_heads and g.prunable)
         removed = 1 - r.after["params"] / r.before["params"]

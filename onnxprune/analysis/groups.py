@@ -14,7 +14,7 @@ from .handlers import handler_for
 from ..core.branches import BRANCHES, all_ifs, if_key
 from ..core.shapes import input_shapes, probe
 from .handlers.quantized import dequantized_const, redirect
-from .handlers.recurrent import state_inputs
+from .handlers.recurrent import state_inputs, unrolled_state_inputs
 from .atoms import FIXED, Atoms
 from .reasons import Reason
 from .context import ParamSlice, PropagateContext, Source
@@ -107,6 +107,8 @@ def analyze_model(model: onnx.ModelProto, *, shapes: dict[str, list[int]] | None
     ctx.descend = lambda graph: [_propagate_node(n, ctx) for n in graph.node]
     if allow_io_change:
         _seed_state_inputs(ctx)
+    else:
+        _block_unrolled_state(ctx)
     for node in model.graph.node:
         _propagate_node(node, ctx)
     _check_dim_reads(ctx)
@@ -194,6 +196,17 @@ def _seed_state_inputs(ctx: PropagateContext) -> None:
         labels = ctx.atoms.new(ctx.shapes[name][axis])
         ctx.set_labels(name, axis, labels)
         ctx.resize_io(name, axis, labels, "input")
+
+
+def _block_unrolled_state(ctx: PropagateContext) -> None:
+    """Without --allow-io-change, an unrolled cell's state input (silero's ifless export) carries
+    blocked labels, so the units it meets say why they stay: the caller's state buffer."""
+    for name in unrolled_state_inputs(ctx.index, ctx.shapes):
+        axis = len(ctx.shapes[name]) - 1
+        labels = ctx.atoms.new(ctx.shapes[name][axis])
+        ctx.set_labels(name, axis, labels)
+        ctx.block(labels, Reason(f"recurrent state read from graph input '{name}' (the caller's state buffer)",
+                                 "state-input", name))
 
 
 def _check_dim_reads(ctx: PropagateContext) -> None:

@@ -178,6 +178,8 @@ def _step(node, index: GraphIndex, shapes: dict, prog: ShapeProgram, static=froz
         shape = shapes.get(node.input[0])
         if shape is None:
             return None
+        if node.input[0] in prog.values:  # the length of a followed vector: fixed by the program itself
+            return [_arr([Entry(int(d)) for d in shape], (len(shape),))]
         rank = len(shape)
         start, end = int(attr(node, "start", 0)), attr(node, "end", None)
         start = max(0, start + rank if start < 0 else start)
@@ -193,6 +195,13 @@ def _step(node, index: GraphIndex, shapes: dict, prog: ShapeProgram, static=froz
         return [_arr([Entry(int(np.prod(shape)), deps=frozenset((node.input[0], a) for a in range(len(shape))))], ())]
     if op == "Constant":
         return None  # read through index.const by _entries
+    if op == "ConstantOfShape":  # torch's pad-list and repeat helpers: a run of constant integers
+        value = attr(node, "value", None)
+        fill = onnx.numpy_helper.to_array(value).reshape(-1) if value is not None else np.zeros(1, np.float32)
+        dims = _const_ints(node.input[0], index, prog)
+        if dims is None or fill.dtype.kind not in "iu" or int(np.prod(dims)) > MAX_ELEMENTS:
+            return None
+        return [_arr([Entry(int(fill[0]))] * int(np.prod(dims)), tuple(int(d) for d in dims))]
     if not node.input:
         return None
     ins = [_entries(n, index, prog) for n in node.input]
@@ -219,16 +228,24 @@ def _step(node, index: GraphIndex, shapes: dict, prog: ShapeProgram, static=froz
         return [np.concatenate([i.reshape(-1) for i in ins])]
     if op == "Slice":
         bounds = [_const_ints(n, index, prog) if n else None for n in list(node.input[1:5]) + [""] * (5 - len(node.input))]
-        if x.ndim != 1 or bounds[0] is None or bounds[1] is None or (len(node.input) > 3 and node.input[3] and bounds[2] is None):
+        if bounds[0] is None or bounds[1] is None or any(node.input[k] and bounds[k - 1] is None
+                                                         for k in range(3, min(5, len(node.input)))):
             return None
-        if bounds[2] is not None and int(bounds[2].reshape(-1)[0]) not in (0, -1):
-            return None
-        step = int(bounds[3].reshape(-1)[0]) if bounds[3] is not None else 1
-        start, end = int(bounds[0].reshape(-1)[0]), int(bounds[1].reshape(-1)[0])
-        n = len(x)
-        start = max(-n - 1, min(start, n)) if step > 0 else start
-        end = max(-n - 1, min(end, n)) if step > 0 else end
-        return [x[slice(start, end, step)]]
+        starts, ends = bounds[0].reshape(-1), bounds[1].reshape(-1)
+        axes = bounds[2].reshape(-1) if bounds[2] is not None else np.arange(len(starts))
+        steps = bounds[3].reshape(-1) if bounds[3] is not None else np.ones(len(starts), dtype=np.int64)
+        index_ = [slice(None)] * x.ndim
+        for a, start, end, step in zip(axes.tolist(), starts.tolist(), ends.tolist(), steps.tolist()):
+            n = x.shape[int(a)]
+            start, end = max(-n - 1, min(start, n)), max(-n - 1, min(end, n))  # int64 extremes mean "to the end"
+            if step < 0:
+                start = n - 1 if start >= n else start
+                end = None if end < -n else end
+            index_[int(a)] = slice(start, end, step)
+        return [x[tuple(index_)]]
+    if op == "Transpose":
+        perm = attr(node, "perm", None)
+        return [np.transpose(x, None if perm is None else list(perm))]
     if op in ("Mul", "Div", "Add", "Sub"):
         if len(ins) != 2 or ins[1] is None:
             return None
@@ -249,7 +266,8 @@ def _step(node, index: GraphIndex, shapes: dict, prog: ShapeProgram, static=froz
 
 _NUMPY = {"Equal": np.equal, "Where": np.where, "Max": np.maximum, "Min": np.minimum, "Less": np.less,
           "Greater": np.greater, "Not": np.logical_not, "Neg": np.negative, "Abs": np.abs, "Mod": np.mod}
-_FOLLOWED = {"Identity", "Cast", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Gather", "Concat", "Slice",
+_FOLLOWED = {"Identity", "Cast", "Unsqueeze", "Squeeze", "Reshape", "Flatten", "Gather", "Concat", "Slice", "Transpose",
+             "Shape", "ConstantOfShape",
              "Mul", "Div", "Add", "Sub", *_NUMPY}
 
 

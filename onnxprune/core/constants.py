@@ -29,6 +29,7 @@ class ConstantWriter:
         self.on_disk = external.has_external(model)  # its big weights stay on disk: so do new ones
         self.added: list[tuple[onnx.NodeProto, int, np.ndarray, str]] = []
         self.offsets: list[tuple[onnx.NodeProto, int, np.ndarray, str]] = []
+        self.entries: list[tuple] = []
 
     def current(self, node, i: int) -> np.ndarray:
         key = (id(node), i)
@@ -42,14 +43,24 @@ class ConstantWriter:
     def add_input(self, node, i: int, array: np.ndarray, name: str) -> None:
         self.added.append((node, i, array, name))
 
-    def offset_input(self, node, i: int, delta: np.ndarray, name: str) -> None:
+    def offset_input(self, node, i: int, delta: np.ndarray, name: str, scale=None) -> None:
         """Feed input i of `node` through `Add(value, delta)`: a computed shape whose constant
-        entries change for this node only (the value may be shared with other nodes)."""
-        self.offsets.append((node, i, delta, name))
+        entries change for this node only (the value may be shared with other nodes). scale:
+        (num, den) integer vectors applied first, `value * num / den` (heads folded into the batch
+        axis: `B * 4` becomes `B * 2` whatever B is at run time)."""
+        self.offsets.append((node, i, delta, name, scale))
+
+    def size_entry(self, node, i: int, j: int, length: int, tensor: str, axis: int, divisor: int, multiplier: int,
+                   name: str) -> None:
+        """Entry j of the computed shape (`length` entries) read by input i of `node` becomes
+        `dim(tensor, axis) // divisor * multiplier`, recomputed at run time (heads folded into the
+        batch axis: the batch is `B*H' // H'`, the folded size `B*H' // H' * H'`)."""
+        self.entries.append((node, i, j, length, tensor, axis, divisor, multiplier, name))
 
     def commit(self) -> None:
         taken = set(self.index.producer) | set(self.index.initializers) | set(self.index.graph_inputs)
         self._commit_offsets(taken)
+        self._commit_entries(taken)
         by_name: dict[str, list[tuple[onnx.NodeProto, int, np.ndarray]]] = defaultdict(list)
         for (_, i), (node, array) in self.values.items():
             by_name[node.input[i]].append((node, i, array))
@@ -82,14 +93,51 @@ class ConstantWriter:
             node.input[i] = name
 
     def _commit_offsets(self, taken: set[str]) -> None:
-        for node, i, delta, name in self.offsets:
-            const, out = _unique(f"{name}_delta", taken), _unique(name, taken)
-            self._add_initializer(self._tensor(delta, const))
-            add = onnx.helper.make_node("Add", [node.input[i], const], [out], name=_unique(f"{name}_add", taken))
+        for node, i, delta, name, scale in self.offsets:
+            new = []
+            value = node.input[i]
+            if scale is not None:
+                for op, vec in zip(("Mul", "Div"), scale):
+                    const, out = _unique(f"{name}_{op.lower()}", taken), _unique(f"{name}_{op.lower()}ed", taken)
+                    self._add_initializer(self._tensor(np.asarray(vec, dtype=np.int64), const))
+                    new.append(onnx.helper.make_node(op, [value, const], [out], name=_unique(f"{name}_{op.lower()}_node", taken)))
+                    value = out
+            if np.any(delta):
+                const, out = _unique(f"{name}_delta", taken), _unique(name, taken)
+                self._add_initializer(self._tensor(delta, const))
+                new.append(onnx.helper.make_node("Add", [value, const], [out], name=_unique(f"{name}_add", taken)))
+                value = out
             graph = _graph_holding(self.model.graph, node)
             position = next(k for k, n in enumerate(graph.node) if n is node)
-            graph.node.insert(position, add)
-            node.input[i] = out
+            for k, added in enumerate(new):
+                graph.node.insert(position + k, added)
+            node.input[i] = value
+
+    def _commit_entries(self, taken: set[str]) -> None:
+        for node, i, j, length, tensor, axis, divisor, multiplier, name in self.entries:
+            consts = {}
+            for key, value in (("axis", [axis]), ("divisor", [divisor]), ("multiplier", [multiplier])):
+                consts[key] = _unique(f"{name}_{key}", taken)
+                self._add_initializer(self._tensor(np.asarray(value, dtype=np.int64), consts[key]))
+            mask, onehot = np.ones(length, dtype=np.int64), np.zeros(length, dtype=np.int64)
+            mask[j], onehot[j] = 0, 1
+            for key, value in (("mask", mask), ("onehot", onehot)):
+                consts[key] = _unique(f"{name}_{key}", taken)
+                self._add_initializer(self._tensor(value, consts[key]))
+            out = {k: _unique(f"{name}_{k}", taken) for k in ("shape", "dim", "batch", "size", "entry", "rest", "target")}
+            make = onnx.helper.make_node
+            new = [make("Shape", [tensor], [out["shape"]], name=_unique(f"{name}_shape_node", taken)),
+                   make("Gather", [out["shape"], consts["axis"]], [out["dim"]], axis=0, name=_unique(f"{name}_gather", taken)),
+                   make("Div", [out["dim"], consts["divisor"]], [out["batch"]], name=_unique(f"{name}_div", taken)),
+                   make("Mul", [out["batch"], consts["multiplier"]], [out["size"]], name=_unique(f"{name}_mul", taken)),
+                   make("Mul", [out["size"], consts["onehot"]], [out["entry"]], name=_unique(f"{name}_place", taken)),
+                   make("Mul", [node.input[i], consts["mask"]], [out["rest"]], name=_unique(f"{name}_keep", taken)),
+                   make("Add", [out["rest"], out["entry"]], [out["target"]], name=_unique(f"{name}_add", taken))]
+            graph = _graph_holding(self.model.graph, node)
+            position = next(k for k, m in enumerate(graph.node) if m is node)
+            for k, added in enumerate(new):
+                graph.node.insert(position + k, added)
+            node.input[i] = out["target"]
 
     def _tensor(self, array: np.ndarray, name: str) -> onnx.TensorProto:
         return external.make_tensor(array, name, on_disk=self.on_disk)

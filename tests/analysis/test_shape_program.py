@@ -188,3 +188,129 @@ def test_expand_as_couples_channels():
     r = prune_ok(m, ratio=0.5, shapes={"x": [2, 4, 6]})
     g = next(g for g in r.analysis.groups if g.size == 8 and len(g.sources) == 2)
     assert g.prunable
+
+
+def _chunk_bounds(b, h, pieces):
+    """torch.chunk(h, pieces, dim=1) as TorchScript exports it: each piece's start and end
+    computed from Shape(h)[1] (`(C + n - 1) // n * i`)."""
+    c = b.op("Gather", [b.op("Shape", [h]), b.const(np.array([1]), "i", dtype=I64)], axis=0)
+    size = b.op("Div", [b.op("Add", [c, b.const(np.array([pieces - 1]), "a", dtype=I64)]),
+                        b.const(np.array([pieces]), "n", dtype=I64)])
+    return [b.op("Mul", [size, b.const(np.array([i]), "k", dtype=I64)]) for i in range(pieces + 1)]
+
+
+def res2net(from_time=False):
+    """conv 4->12, chunk into 3 pieces of 4: y0 = p0, y1 = conv(p1), y2 = conv(p2 + y1), concat,
+    conv 12->2 (ECAPA's Res2Net block). from_time: the bounds read the time length instead."""
+    b = GraphBuilder(seed=305, opset=17)
+    x = b.input("x", ["batch", 4, "time"])
+    h = b.op("Relu", [_conv1d(b, x, 4, 12)])
+    bounds = _chunk_bounds(b, h if not from_time else b.op("Transpose", [h], perm=[0, 2, 1]), 3)
+    axis = b.const(np.array([1]), "ax", dtype=I64)
+    p = [b.op("Slice", [h, bounds[i], bounds[i + 1], axis]) for i in range(3)]
+    y1 = b.op("Relu", [_conv1d(b, p[1], 4, 4)])
+    y2 = b.op("Relu", [_conv1d(b, b.op("Add", [p[2], y1]), 4, 4)])
+    return b.model([_conv1d(b, b.op("Concat", [p[0], y1, y2], axis=1), 12, 2)])
+
+
+def test_chunk_pieces_added_to_conv_outputs_prune():
+    """Slice bounds computed from a channel count (fixed whatever the input shapes) become the
+    pruned constants; each piece keeps its own count and the piece added to a conv output goes
+    with that conv's channels."""
+    m = res2net()
+    r = prune_ok(m, ratio=0.5, shapes={"x": [2, 4, 9]})
+    assert all(g.prunable for g in r.analysis.groups if g.size > 2), [g.blocked_by for g in r.analysis.groups]
+    slices = [n for n in r.model.graph.node if n.op_type == "Slice"]
+    consts = {t.name for t in r.model.graph.initializer}
+    assert all(n.input[1] in consts and n.input[2] in consts for n in slices)
+    out = make_session(r.model).run(None, {"x": np.ones((3, 4, 13), np.float32)})[0]
+    assert out.shape == (3, 2, 13)
+    assert_ratio0_identical(m, shapes={"x": [2, 4, 9]})
+
+
+def test_chunk_bounds_from_the_time_length_block():
+    a = analyze(res2net(from_time=True), shapes={"x": [2, 4, 12]})
+    g = next(g for g in a.groups if g.size == 12)
+    assert not g.prunable and any("slice bounds on the channel axis" in r for r in g.blocked_by)
+
+
+@pytest.mark.parametrize("axis_repeated", [2, 1])
+def test_tile_repeats_time_not_channels(axis_repeated):
+    """Statistics pooling's `mean.unsqueeze(2).repeat(1, 1, T)`: repeats computed from the time
+    length pass channels through; repeating the channel axis blocks."""
+    b = GraphBuilder(seed=306, opset=17)
+    x = b.input("x", ["batch", 4, "time"])
+    h = b.op("Relu", [_conv1d(b, x, 4, 8)])
+    mean = b.op("ReduceMean", [h], axes=[2], keepdims=1)
+    t = b.op("Gather", [b.op("Shape", [h]), b.const(np.array([2]), "i", dtype=I64)], axis=0)
+    one = b.const(np.array([1]), "one", dtype=I64)
+    reps = b.op("Concat", [one, one, t] if axis_repeated == 2 else [one, b.const(np.array([2]), "two", dtype=I64), t],
+                axis=0)
+    tiled = b.op("Tile", [mean, reps])
+    if axis_repeated == 1:
+        tiled = b.op("Slice", [tiled, b.const(np.array([0]), "s", dtype=I64), b.const(np.array([8]), "e", dtype=I64),
+                               b.const(np.array([1]), "ax", dtype=I64)])
+    m = b.model([_conv1d(b, b.op("Concat", [h, tiled], axis=1), 16, 2, k=1)])
+    a = analyze(m, shapes={"x": [2, 4, 7]})
+    g = next(g for g in a.groups if g.size == 8)
+    if axis_repeated == 2:
+        assert g.prunable
+        prune_ok(m, ratio=0.5, shapes={"x": [2, 4, 7]})
+    else:
+        assert any("repeats the channel axis 1" in r for r in g.blocked_by)
+
+
+def test_torch_pad_list_is_followed():
+    """F.pad's pad list as TorchScript exports it: [l, r] + zeros, Reshape(-1, 2), reversed by
+    a Slice of step -1, Transpose, flattened. The channel axis' entries come out constant 0."""
+    b = GraphBuilder(seed=307, opset=17)
+    x = b.input("x", ["batch", 4, "time"])
+    h = b.op("Relu", [_conv1d(b, x, 4, 8)])
+    t = b.op("Gather", [b.op("Shape", [h]), b.const(np.array([2]), "i", dtype=I64)], axis=0)
+    lr = b.op("Concat", [b.op("Mod", [t, b.const(np.array([2]), "two", dtype=I64)]), b.const(np.array([1]), "o", dtype=I64)],
+              axis=0)
+    zeros = b.op("ConstantOfShape", [b.op("Sub", [b.const(np.array([6]), "six", dtype=I64), b.op("Shape", [lr])])],
+                 value=helper.make_tensor("v", TensorProto.INT64, [1], [0]))
+    pairs = b.op("Reshape", [b.op("Concat", [lr, zeros], axis=0), b.const(np.array([-1, 2]), "r", dtype=I64)])
+    rev = b.op("Slice", [pairs, b.const(np.array([-1]), "s", dtype=I64), b.const(np.array([-(2**63) + 1]), "e", dtype=I64),
+                         b.const(np.array([0]), "ax", dtype=I64), b.const(np.array([-1]), "st", dtype=I64)])
+    pads = b.op("Reshape", [b.op("Transpose", [rev], perm=[1, 0]), b.const(np.array([-1]), "f", dtype=I64)])
+    m = b.model([_conv1d(b, b.op("Pad", [h, pads], mode="reflect"), 8, 2)])
+    a = analyze(m, shapes={"x": [2, 4, 9]})
+    assert [str(e) for e in a.program.get(pads)][:2] == ["0", "0"]  # batch and channel: constant zeros
+    assert next(g for g in a.groups if g.size == 8).prunable
+    prune_ok(m, ratio=0.5, shapes={"x": [2, 4, 9]})
+
+
+@pytest.mark.parametrize("layout", ["batch_major", "heads_major"])
+def test_heads_folded_into_the_batch_axis(layout):
+    """[B, S, H*D] -> [B*H, S, D] with the entry `dim(x, 0) * H` computed at run time. Batch-major
+    (position b*H + h, nn.MultiheadAttention) prunes, the entry becoming `dim(x, 0) * H'`;
+    heads-major (h*B + b) does not follow the entry and blocks."""
+    b = GraphBuilder(seed=308, opset=17)
+    x = b.input("x", ["batch", S, 16])
+    q, k, v = (b.matmul(x, 16, E) for _ in range(3))
+    bh = b.op("Mul", [_dim(b, x, 0), b.const(np.array([HEADS]), "h", dtype=I64)])
+    target = b.op("Concat", [bh, _dim(b, x, 1), b.const(np.array([D]), "d", dtype=I64)], axis=0)
+
+    def fold(t):
+        t4 = b.op("Reshape", [t, b.op("Concat", [_dim(b, x, 0), _dim(b, x, 1), b.const(np.array([HEADS, D]), "hd", dtype=I64)],
+                                      axis=0)])
+        perm = [0, 2, 1, 3] if layout == "batch_major" else [2, 0, 1, 3]
+        return b.op("Reshape", [b.op("Transpose", [t4], perm=perm), target])
+
+    q3, k3, v3 = fold(q), fold(k), fold(v)
+    ctx = b.op("MatMul", [b.op("Softmax", [b.op("MatMul", [q3, b.op("Transpose", [k3], perm=[0, 2, 1])])], axis=-1), v3])
+    back = b.op("Reshape", [ctx, b.op("Concat", [_dim(b, x, 0), b.const(np.array([HEADS]), "h", dtype=I64), _dim(b, x, 1),
+                                                  b.const(np.array([D]), "d", dtype=I64)], axis=0)])
+    merged = b.op("Reshape", [b.op("Transpose", [back], perm=[0, 2, 1, 3]),
+                              b.op("Concat", [_dim(b, x, 0), _dim(b, x, 1), b.const(np.array([-1]), "m", dtype=I64)], axis=0)])
+    m = b.model([b.matmul(merged, E, 8)])
+    if layout == "heads_major":
+        a = analyze(m, shapes=SHAPES)
+        assert not any(g.is_heads and g.prunable for g in a.groups)
+        return
+    r = prune_ok(m, ratio=0.5, shapes=SHAPES)
+    assert any(g.is_heads and g.prunable for g in r.analysis.groups), [g.blocked_by for g in r.analysis.groups]
+    out = make_session(r.model).run(None, {"x": np.ones((3, S, 16), np.float32)})[0]
+    assert out.shape == (3, S, 8)

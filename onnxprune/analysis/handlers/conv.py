@@ -21,9 +21,23 @@ def _block_non_channel_axes(node, ctx, x):
 @register("Conv")
 @register("FusedConv", domain="com.microsoft")
 class ConvHandler(Handler):
+    W, B = 1, 2  # input positions of the weight and the bias (QLinearConv: 3 and 8)
+
+    def bias(self, node) -> str:
+        return node.input[self.B] if self.B is not None and len(node.input) > self.B and node.input[self.B] else ""
+
+    def rows(self, node, ctx, labels, role) -> None:
+        """Constants indexed by output channel: weight rows, bias (and per-channel quantization)."""
+        ctx.param(node, self.W, 0, labels, role)
+        if self.bias(node):
+            ctx.param(node, self.B, 0, labels, role)
+
+    def columns(self, node, ctx, labels) -> None:
+        """The weight columns that read input channels (zeroed in the reference model)."""
+        ctx.param(node, self.W, 1, labels, "consumer")
+
     def propagate(self, node, ctx):
-        x, w = node.input[0], node.input[1]
-        bias = node.input[2] if len(node.input) > 2 and node.input[2] else ""
+        x, w = node.input[0], node.input[self.W]
         weight = ctx.const(w)
         if weight is None:
             ctx.block_inputs(node, f"weight '{w}' is computed at run time, not a constant")
@@ -35,21 +49,25 @@ class ConvHandler(Handler):
         x_labels = ctx.tracked(x).get(1)
         if group == 1:
             labels = ctx.new_source(node, out, 1, cout)
-            ctx.param(node, 1, 0, labels, "producer")
-            if bias:
-                ctx.param(node, 2, 0, labels, "producer")
+            self.rows(node, ctx, labels, "producer")
             if x_labels is not None:
-                ctx.param(node, 1, 1, x_labels, "consumer")
+                self.columns(node, ctx, x_labels)
         elif group == cin and x_labels is not None:
             # Depthwise: output channel j reads only input channel j // mult.
             labels = np.repeat(x_labels, cout // cin)
             ctx.set_labels(out, 1, labels)
-            ctx.param(node, 1, 0, labels, "channelwise")
-            if bias:
-                ctx.param(node, 2, 0, labels, "channelwise")
+            self.rows(node, ctx, labels, "channelwise")
+            ctx.needs_rewrite(node)
+        elif x_labels is not None and cin % group == 0 and cout % group == 0:
+            # Grouped: group j's outputs read only group j's inputs. Whole groups go (their inputs
+            # and outputs are one unit, `group` shrinks); the weight's per-group input axis stays.
+            units = ctx.unite_rows(x, (1,), np.asarray(x_labels).reshape(group, cin // group))
+            labels = np.repeat(units[:, 0], cout // group)
+            ctx.set_labels(out, 1, labels)
+            self.rows(node, ctx, labels, "channelwise")
             ctx.needs_rewrite(node)
         elif x_labels is not None:
-            ctx.block(x_labels, f"{node_label(node)}: grouped Conv (group={group}) would need equal pruning in every group")
+            ctx.block(x_labels, f"{node_label(node)}: grouped Conv (group={group}) does not divide its channels")
         if node.op_type == "FusedConv" and len(node.input) > 3 and node.input[3]:
             z = node.input[3]
             out_labels = ctx.tracked(out).get(1)
@@ -62,7 +80,10 @@ class ConvHandler(Handler):
     def rewrite(self, node, ctx):
         kept = ctx.kept(node.input[0], 1)
         if kept is not None:
-            set_attr(node, "group", int(kept.sum()))
+            weight = ctx.const(node.input[self.W])
+            group = int(attr(node, "group", 1))
+            per_group = len(kept) // group if weight is None else weight.shape[1]  # inputs per group (1: depthwise)
+            set_attr(node, "group", int(kept.sum()) // per_group)
 
 
 @register("ConvTranspose")

@@ -35,8 +35,12 @@ class UnaryHandler(Handler):
 
 @register(*BROADCAST)
 class BroadcastHandler(Handler):
+    def operands(self, node) -> list[str]:
+        """The inputs that broadcast together ('' for the others, kept in place for the index)."""
+        return list(node.input)
+
     def propagate(self, node, ctx):
-        inputs = [n for n in node.input]
+        inputs = self.operands(node)
         out = node.output[0]
         out_rank = ctx.rank(out)
         if out_rank is None:
@@ -68,8 +72,67 @@ class BroadcastHandler(Handler):
                     ctx.couple(first, ctx.tracked(name)[axis], node_label(node))
                 elif ctx.const(name) is not None:
                     ctx.param(node, k, axis, first, "channelwise")
+                elif (scaled := _scaled_constant(ctx, name, axis, len(first))) is not None:
+                    ctx.param(*scaled, axis, first, "channelwise")
                 else:
-                    ctx.block(first, f"{node_label(node)}: operand '{name}' cannot shrink along the channel axis")
+                    source = _graph_input_behind(ctx, name)
+                    why = f" (it carries graph input '{source}', the model's interface)" if source else ""
+                    ctx.block(first, f"{node_label(node)}: operand '{name}' cannot shrink along the channel axis{why}")
                     ok = False
             if ok:
                 ctx.set_labels(out, out_axis, first)
+
+
+def _scaled_constant(ctx, name: str, axis: int, n: int):
+    """(node, input index) when run-time `name` is a constant vector times a run-time scalar
+    (quantize_dynamic's per-column scale, `x_scale * w_scale`): the constant is sliced there."""
+    found = ctx.index.producer.get(name)
+    if found is None or found[0].op_type not in ("Mul", "Div") or len(found[0].input) != 2:
+        return None
+    node = found[0]
+    shape = ctx.shape(name)
+    if len(ctx.index.consumers(name)) != 1:  # another reader would see the sliced vector too
+        return None
+    for k, other in ((0, 1), (1, 0)):
+        value, rest = ctx.const(node.input[k]), ctx.shape(node.input[other])
+        if value is not None and value.shape == tuple(shape) and value.shape[axis] == n and rest is not None \
+                and all(d == 1 for d in rest) and ctx.const(node.input[other]) is None \
+                and not ctx.tracked(node.input[other]) and (node.op_type == "Mul" or k == 0):
+            return node, k
+    return None
+
+
+@register("QLinearAdd", "QLinearMul", domain="com.microsoft")
+class QLinearBinaryHandler(BroadcastHandler):
+    """A, A_scale, A_zp, B, B_scale, B_zp, C_scale, C_zp with per-tensor scales: as Add/Mul on A and B."""
+
+    def operands(self, node) -> list[str]:
+        return [n if k in (0, 3) else "" for k, n in enumerate(node.input)]
+
+
+@register("QLinearSigmoid", "QLinearLeakyRelu", domain="com.microsoft")
+class QLinearUnaryHandler(Handler):
+    def propagate(self, node, ctx):
+        ctx.passthrough(node, node.input[0], node.output[0])
+
+
+_CARRIES = {*UNARY, *BROADCAST, "Concat", "Slice", "Split", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Pad",
+            "Flatten", "Expand", "Tile", "LayerNormalization"}
+
+
+def _graph_input_behind(ctx, name: str, limit: int = 64) -> str | None:
+    """The graph input whose values reach `name` through ops that carry channels position by
+    position (no Conv/MatMul in between), if any: why an operand has no channels that can shrink."""
+    seen, todo = set(), [name]
+    while todo and len(seen) < limit:
+        cur = todo.pop()
+        if cur in seen or not cur or ctx.index.is_const(cur):
+            continue
+        seen.add(cur)
+        if cur in ctx.index.graph_inputs:
+            return cur
+        found = ctx.index.producer.get(cur)
+        if found is not None and found[0].op_type in _CARRIES and found[0].domain in ("", "ai.onnx"):
+            todo.extend(found[0].input[:1] if found[0].op_type in ("LayerNormalization", "Reshape", "Expand", "Tile",
+                                                                   "Slice", "Pad") else found[0].input)
+    return None

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..context import ParamSlice
 from ...core.graph import attr, node_label
+from ..atoms import FIXED
+from ..context import ParamSlice
+from ..reasons import Reason
 from .base import Handler, norm_axis
+from .conv import ConvHandler
 from .registry import register
 
 QDQ = ("QuantizeLinear", "DequantizeLinear")
@@ -93,3 +96,172 @@ class QdqHandler(Handler):
                     if len(node.input) > k and node.input[k]:
                         ctx.param(node, k, 0, labels, "channelwise")
             ctx.set_labels(out, axis, labels)
+
+
+# ---- QOperator format: int8 ops that carry their own scales and zero points ----------------------
+# (onnxruntime.quantization's quantize_static(QuantFormat.QOperator) and quantize_dynamic). Output
+# channels take their int8 weight rows, int32 bias and per-channel scale/zero point with them
+# (per-tensor ones stay); input channels are weight columns, zeroed in the reference model, which is
+# exact only with a weight zero point of 0: the term (x - x_zp) * (0 - w_zp) would remain.
+
+def _per_channel(ctx, node, k: int, n: int) -> bool:
+    value = ctx.const(node.input[k]) if len(node.input) > k and node.input[k] else None
+    return value is not None and value.ndim == 1 and value.size == n and n > 1
+
+
+def _nonzero_zero_point(ctx, node, k: int) -> bool:
+    value = ctx.const(node.input[k]) if len(node.input) > k and node.input[k] else None
+    return value is not None and bool(np.any(value))
+
+
+class _QuantizedConv(ConvHandler):
+    SCALE: int | None = None
+    ZP: int | None = None
+    linear = None  # calibration and compensation work on float weights
+
+    def rows(self, node, ctx, labels, role):
+        super().rows(node, ctx, labels, role)
+        for k in (self.SCALE, self.ZP):
+            if k is not None and _per_channel(ctx, node, k, len(labels)):
+                ctx.param(node, k, 0, labels, "channelwise")
+
+    def columns(self, node, ctx, labels):
+        if _nonzero_zero_point(ctx, node, self.ZP):
+            ctx.block(labels, f"{node_label(node)}: nonzero weight zero point (zeroed int8 columns would still "
+                              f"contribute -zero_point * x)")
+        else:
+            super().columns(node, ctx, labels)
+
+
+@register("QLinearConv")
+class QLinearConvHandler(_QuantizedConv):
+    """x, x_scale, x_zp, w (int8), w_scale, w_zp, y_scale, y_zp, B (int32)."""
+    W, B, SCALE, ZP = 3, 8, 4, 5
+
+
+@register("ConvInteger")
+class ConvIntegerHandler(_QuantizedConv):
+    """x, w (int8), x_zp, w_zp -> int32; the scales are applied by the Mul that follows."""
+    W, B, SCALE, ZP = 1, None, None, 3
+
+
+class _QuantizedMatMul(Handler):
+    """A (run-time) x B (constant, [K, N] or [N, K] with transB): B's columns are sources."""
+    unit = "neurons"
+    A = 0
+    W = 1
+    SCALE: int | None = None
+    ZP: int | None = None
+    BIAS: int | None = None
+
+    def trans_b(self, node) -> bool:
+        return False
+
+    def propagate(self, node, ctx):
+        a, out = node.input[self.A], node.output[0]
+        weight = ctx.const(node.input[self.W])
+        if weight is None or weight.ndim != 2 or ctx.const(a) is not None or int(attr(node, "transA", 0)):
+            ctx.block_inputs(node, "int8 MatMul without a constant 2-D right operand is not supported")
+            return
+        k_axis, n_axis = (1, 0) if self.trans_b(node) else (0, 1)
+        n = weight.shape[n_axis]
+        rank, out_rank = ctx.rank(a), ctx.rank(out)
+        for axis, labels in ctx.tracked(a).items():
+            if axis != rank - 1:
+                ctx.set_labels(out, axis + out_rank - rank, labels)
+            elif _nonzero_zero_point(ctx, node, self.ZP):
+                ctx.block(labels, f"{node_label(node)}: nonzero weight zero point (zeroed int8 columns would "
+                                  f"still contribute -zero_point * x)")
+            else:
+                ctx.param(node, self.W, k_axis, labels, "consumer")
+        labels = ctx.new_source(node, out, out_rank - 1, n)
+        ctx.param(node, self.W, n_axis, labels, "producer")
+        for k in (self.SCALE, self.ZP, self.BIAS):
+            if k is not None and _per_channel(ctx, node, k, n):
+                ctx.param(node, k, 0, labels, "producer" if k == self.BIAS else "channelwise")
+
+
+@register("QLinearMatMul")
+class QLinearMatMulHandler(_QuantizedMatMul):
+    """a, a_scale, a_zp, b (int8), b_scale, b_zp, y_scale, y_zp."""
+    W, SCALE, ZP = 3, 4, 5
+
+
+@register("MatMulInteger")
+class MatMulIntegerHandler(_QuantizedMatMul):
+    """a, b (int8), a_zp, b_zp -> int32; per-column scales follow in a Mul (see elementwise)."""
+    W, ZP = 1, 3
+
+
+@register("QGemm", domain="com.microsoft")
+class QGemmHandler(_QuantizedMatMul):
+    """A, a_scale, a_zp, B (int8), b_scale, b_zp, C (int32), y_scale, y_zp."""
+    W, SCALE, ZP, BIAS = 3, 4, 5, 6
+
+    def trans_b(self, node) -> bool:
+        return bool(int(attr(node, "transB", 0)))
+
+
+@register("QLinearSoftmax", domain="com.microsoft")
+class QLinearSoftmaxHandler(Handler):
+    def propagate(self, node, ctx):
+        x = node.input[0]
+        rank = ctx.rank(x)
+        axis = norm_axis(int(attr(node, "axis", -1)), rank)
+        for a, labels in ctx.tracked(x).items():
+            if a >= axis:
+                ctx.block(labels, Reason(f"{node_label(node)}: QLinearSoftmax over the channel axis", "mixes-channels",
+                                         node.name))
+            else:
+                ctx.set_labels(node.output[0], a, labels)
+
+
+@register("DynamicQuantizeLinear")
+class DynamicQuantizeHandler(Handler):
+    """quantize_dynamic's activation quantizer: one scale and zero point from the min and max over
+    the whole tensor, every channel included, so removing a channel changes how all the others
+    are rounded. It mixes channels."""
+
+    def propagate(self, node, ctx):
+        for labels in ctx.tracked(node.input[0]).values():
+            ctx.block(labels, Reason(f"{node_label(node)}: its scale is the min/max over every channel (removing one "
+                                     f"changes how the others are quantized)", "mixes-channels", node.name))
+
+
+@register("QLinearGlobalAveragePool", "QLinearAveragePool", domain="com.microsoft")
+class QLinearPoolHandler(Handler):
+    """x, x_scale, x_zp, y_scale, y_zp (per-tensor): per-channel pooling over the spatial axes;
+    channels sit on axis 1, or last with channels_last=1."""
+
+    def propagate(self, node, ctx):
+        x = node.input[0]
+        rank = ctx.rank(x)
+        channel = rank - 1 if int(attr(node, "channels_last", 0)) else 1
+        for axis, labels in ctx.tracked(x).items():
+            if axis in (0, channel):
+                ctx.set_labels(node.output[0], axis, labels)
+            else:
+                ctx.block(labels, f"{node_label(node)}: channels sit on pooled spatial axis {axis}")
+
+
+@register("QLinearConcat", domain="com.microsoft")
+class QLinearConcatHandler(Handler):
+    """Y_scale, Y_zero_point, then (X, X_scale, X_zero_point) per input: positions along the axis
+    concatenate as Concat does (constant inputs' positions cannot be removed)."""
+
+    def propagate(self, node, ctx):
+        out = node.output[0]
+        data = list(node.input[2::3])
+        cat = norm_axis(int(attr(node, "axis", 0)), ctx.rank(out))
+        for a in sorted({a for name in data for a in ctx.tracked(name)}):
+            if a == cat:
+                parts = [ctx.tracked(n).get(a, np.full(ctx.shape(n)[a], FIXED, dtype=np.int64)) for n in data]
+                ctx.set_labels(out, a, np.concatenate(parts))
+                continue
+            first = next(ctx.tracked(n)[a] for n in data if a in ctx.tracked(n))
+            for name in data:
+                if a in ctx.tracked(name):
+                    ctx.couple(first, ctx.tracked(name)[a], node_label(node))
+                else:
+                    ctx.block(first, f"{node_label(node)}: operand '{name}' cannot shrink along the channel axis")
+            ctx.set_labels(out, a, first)

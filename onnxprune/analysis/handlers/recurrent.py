@@ -170,6 +170,29 @@ def state_inputs(index, shapes: dict) -> list[tuple[str, int]]:
             shape = shapes.get(source) if source else None
             if shape and shape[-1] == recurrence.shape[2] and (source, len(shape) - 1) not in found:
                 found.append((source, len(shape) - 1))
+    for source in unrolled_state_inputs(index, shapes):
+        if (source, len(shapes[source]) - 1) not in found:
+            found.append((source, len(shapes[source]) - 1))
+    return found
+
+
+def unrolled_state_inputs(index, shapes: dict) -> list[str]:
+    """State of an unrolled cell (silero-vad's ifless export: h, c = Gather(state, 0),
+    Gather(state, 1) feeding Gemm/Sigmoid/Tanh, and stateN = Concat(h', c') returned): a graph
+    input read only by Gather along axis 0 at a constant index (in any branch), with a graph
+    output of the same shape fed back by the caller. Its last axis gets labels; whether they
+    meet units that can shrink with them is up to the ops they reach (anything else blocks)."""
+    outs = {tuple(shapes[o]) for o in index.graph_outputs if shapes.get(o)}
+    found = []
+    for name in index.graph_inputs:
+        shape = shapes.get(name)
+        if index.is_const(name) or not shape or len(shape) < 2 or tuple(shape) not in outs:
+            continue
+        uses = [u for u in index.consumers(name) if u.index >= 0]  # an If's implicit use is its branches' ones
+        if uses and all(u.node.op_type == "Gather" and u.index == 0 and int(attr(u.node, "axis", 0)) == 0
+                        and index.const(u.node.input[1]) is not None and index.const(u.node.input[1]).ndim == 0
+                        for u in uses):
+            found.append(name)
     return found
 
 

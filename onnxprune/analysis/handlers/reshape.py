@@ -1,4 +1,4 @@
-"""Reshape, Flatten and Expand. Reshape and Flatten map channel positions by reshaping an index
+"""Reshape, Flatten, Expand and Tile. Reshape and Flatten map channel positions by reshaping an index
 tensor, so C×H×W blocks (NCHW or NHWC order) and head splits come out exact without special cases.
 A target computed at run time (`Shape -> Gather -> Unsqueeze -> Concat`) is checked entry by entry
 against the channels on each output axis (analysis/shape_program.py)."""
@@ -56,8 +56,10 @@ class ReshapeHandler(Handler):
                                            "cannot follow")
                     return
                 target = np.array([e.value for e in computed], dtype=np.int64)
+        carried = set()
         for axes, labels in entries.items():
             dep, out_labels = labels_through_reshape(in_shape, axes, labels, out_shape)
+            carried.update(dep)
             if not dep:
                 continue  # a single channel: nothing to carry
             zero_copy = [j for j in dep if target is not None and int(target[j]) == 0]
@@ -69,6 +71,11 @@ class ReshapeHandler(Handler):
             ctx.set_multi(out, dep, out_labels)
             if target is not None:
                 ctx.needs_rewrite(node)
+        if computed is not None:
+            for j, e in enumerate(computed):
+                if j not in carried and _unfolded(ctx, e):  # `B*H // H`: the batch read back from a folded axis
+                    ctx.accept(node, 1, e.dim)
+                    ctx.needs_rewrite(node)
 
     @staticmethod
     def _computed_ok(node, ctx, computed, dep, out_labels, labels) -> bool:
@@ -77,6 +84,13 @@ class ReshapeHandler(Handler):
             if e.const or (e.static and not any(ctx.tracked(t).get(a) is not None for t, a in e.deps)):
                 continue  # -1, or constant whatever the input shapes: the rewrite adds the difference
             t_labels = ctx.tracked(e.dim[0]).get(e.dim[1]) if e.dim is not None else None
+            if t_labels is None and _folded(e, out_labels, k):  # `B * num_heads`: heads folded into the batch
+                ctx.unite_rows(node.output[0], (j,), np.moveaxis(out_labels, k, 0))
+                continue
+            if t_labels is not None and not e.static and _batch_factor(t_labels) is None:
+                ctx.block(labels.reshape(-1), f"{node_label(node)}: target entry {j} ({e}) reads an axis that mixes "
+                                              f"channels with a run-time size in a layout the rewrite cannot follow")
+                return False
             if t_labels is not None and proportional(ctx, t_labels, out_labels, k, e.num, e.den):
                 if out_labels.ndim > 1:  # each slab along this axis is one unit (a head)
                     ctx.unite_rows(node.output[0], (j,), np.moveaxis(out_labels, k, 0))
@@ -100,12 +114,82 @@ class ReshapeHandler(Handler):
             ctx.set_value(node, 1, shape)
             return
         delta = np.zeros(len(computed), dtype=np.int64)
+        num, den = np.ones(len(computed), dtype=np.int64), np.ones(len(computed), dtype=np.int64)
         for axis in ctx.tracked_axes(out):
             e = computed[axis]
-            if e.value > 0:
+            if e.value > 0 and _folded_size(e, ctx):
+                size = ctx.analysis.shapes[e.dim[0]][e.dim[1]]
+                num[axis], den[axis] = int(ctx.kept(out, axis).sum()) // size, e.num // e.den
+            elif e.value > 0 and _read_from_folded(e, ctx):
+                # read from an axis that folds heads with the batch: `B*H // H * H` must become
+                # `B*H' // H' * H'` at every batch size, so the entry is recomputed from that axis
+                t, a = e.dim
+                batch = _batch_factor(ctx.analysis.dims[t][a])
+                kept_t, kept_out = ctx.kept(t, a), ctx.kept(out, axis)
+                if not (kept_t.all() and kept_out.all()):
+                    ctx.writer.size_entry(node, 1, axis, len(computed), t, a, int(kept_t.sum()) // batch,
+                                          int(kept_out.sum()) // batch, f"{node.name or out}_folded")
+            elif e.value > 0:
                 delta[axis] = int(ctx.kept(out, axis).sum()) - _after_pruning(e, ctx)
-        if delta.any():
-            ctx.writer.offset_input(node, 1, delta, f"{node.name or out}_pruned_shape")
+        scale = (num, den) if np.any(num != den) else None
+        if delta.any() or scale is not None:
+            ctx.writer.offset_input(node, 1, delta, f"{node.name or out}_pruned_shape", scale=scale)
+        for j, e in enumerate(computed):
+            t, a = e.dim if e.dim is not None else (None, None)
+            if j in ctx.tracked_axes(out) or e.const or e.dim is None or a not in ctx.analysis.dims.get(t, {}):
+                continue
+            kept = ctx.kept(t, a)
+            if e.num == 1 and e.den > 1 and kept.any() and not kept.all():
+                per_batch = int(kept.sum()) // (len(kept) // e.den)
+                ctx.writer.size_entry(node, 1, j, len(computed), t, a, per_batch, 1, f"{node.name or out}_batch")
+
+
+def _folded(e, out_labels: np.ndarray, k: int) -> bool:
+    """Is this entry `dim(t, a) * P` with the output axis holding P units per index of that
+    (batch) axis, batch-major: position b * P + h is unit h? Then it stays `dim * P'` when P'
+    units remain, whatever the batch size (nn.MultiheadAttention's `bsz * num_heads`)."""
+    if e.dim is None or e.num % e.den or e.num // e.den < 2:
+        return False
+    period = e.num // e.den
+    rows = np.moveaxis(np.asarray(out_labels), k, 0).reshape(out_labels.shape[k], -1)
+    return len(rows) == e.value and len(rows) % period == 0 and \
+        all(np.array_equal(rows[i], rows[i % period]) for i in range(len(rows)))
+
+
+def _batch_factor(labels) -> int | None:
+    """How many times a labelled axis repeats its units, batch-major (positions b*U + u, U the
+    distinct labels): heads folded into the batch at the probe batch size; 1 for a plain axis."""
+    labels = np.asarray(labels).reshape(-1)
+    units = len(np.unique(labels))
+    if units == 0 or len(labels) % units or not all(labels[i] == labels[i % units] for i in range(len(labels))):
+        return None
+    return len(labels) // units
+
+
+def _unfolded(ctx, e) -> bool:
+    """Is this entry `dim(t, a) // P` where axis a of t holds P units per batch index, batch-major
+    (heads folded into the batch, read back as the batch: Emformer's `view(B, H, T, -1)` with
+    `B = size(0) // num_heads`)? In the pruned model the rewrite recomputes it as `dim // P'`."""
+    if e.dim is None or e.num != 1 or e.den < 2:
+        return False
+    labels = ctx.tracked(e.dim[0]).get(e.dim[1])
+    if labels is None or len(labels) != e.value * e.den:
+        return False
+    return all(labels[i] == labels[i % e.den] for i in range(len(labels)))
+
+
+def _read_from_folded(e, ctx) -> bool:
+    """A size read from a labelled axis that also depends on the input shapes (heads folded with
+    the batch), batch-major, with something kept on it."""
+    if e.dim is None or e.static or e.dim[1] not in ctx.analysis.dims.get(e.dim[0], {}):
+        return False
+    return _batch_factor(ctx.analysis.dims[e.dim[0]][e.dim[1]]) is not None and ctx.kept(*e.dim).any()
+
+
+def _folded_size(e, ctx) -> bool:
+    """A folded entry (see _folded): a scaled size of an axis that holds no channels."""
+    return e.dim is not None and e.dim[1] not in ctx.analysis.dims.get(e.dim[0], {}) and \
+        e.num % e.den == 0 and e.num // e.den > 1
 
 
 def _after_pruning(e, ctx) -> int:
@@ -171,3 +255,26 @@ class ExpandHandler(Handler):
             ctx.set_value(node, 1, (shape + delta).astype(ctx.value(node, 1).dtype))
         else:
             ctx.writer.offset_input(node, 1, delta, f"{node.name or out}_pruned_shape")
+
+
+@register("Tile")
+class TileHandler(Handler):
+    """Tile repeats x along each axis (`x.repeat(1, 1, T)`: statistics pooling's global context).
+    A channel axis passes where its repeat count is the constant 1, whatever the input shapes."""
+
+    def propagate(self, node, ctx):
+        x, out = node.input[0], node.output[0]
+        if not ctx.tracked(x):
+            return
+        const = ctx.const(node.input[1])
+        computed = ctx.computed(node.input[1]) if const is None else None
+        if const is None and computed is None:
+            ctx.block_inputs(node, "repeats are computed at run time by ops the shape analysis cannot follow")
+            return
+        ones = [int(v) == 1 for v in const.reshape(-1)] if const is not None else \
+            [e.const and e.value == 1 for e in computed.reshape(-1)]
+        for axis, labels in ctx.tracked(x).items():
+            if not ones[axis]:
+                ctx.block(labels, f"{node_label(node)}: repeats the channel axis {axis}")
+            else:
+                ctx.set_labels(out, axis, labels)

@@ -159,8 +159,13 @@ class SliceHandler(Handler):
             return
         starts, ends, axes, steps = params
         if self._params(node, ctx) is None and any(a in axes for a in ctx.tracked(x)):
-            ctx.block_inputs(node, "slice bounds on the channel axis are computed at run time")
-            return
+            fixed = _fixed_bounds(ctx, node)
+            if fixed is None:
+                ctx.block_inputs(node, "slice bounds on the channel axis are computed at run time")
+                return
+            for k, dims in fixed.items():  # the rewrite writes constant bounds: the Shape read no longer matters
+                for dim in dims:
+                    ctx.accept(node, k, dim)
         for a, labels in ctx.tracked(x).items():
             if a not in axes:
                 ctx.set_labels(node.output[0], a, labels)
@@ -175,7 +180,13 @@ class SliceHandler(Handler):
 
     def rewrite(self, node, ctx):
         x = node.input[0]
-        starts, ends, axes, _ = self._params(node, ctx)
+        program = ctx.analysis.program
+        computed = {k: program.concrete(node.input[k]) for k in (1, 2)
+                    if ctx.index.opset >= 10 and ctx.const(node.input[k]) is None}
+        if computed:  # static bounds computed from channel counts (torch.chunk): replaced by constants
+            starts, ends, axes, _ = self._params(node, _WithComputed(ctx))
+        else:
+            starts, ends, axes, _ = self._params(node, ctx)
         for a in ctx.analysis.dims.get(x, {}):
             if a not in axes:
                 continue
@@ -187,9 +198,44 @@ class SliceHandler(Handler):
             set_attr(node, "starts", starts)
             set_attr(node, "ends", ends)
         else:
-            dtype = ctx.value(node, 1).dtype
-            ctx.set_value(node, 1, np.array(starts, dtype=dtype))
-            ctx.set_value(node, 2, np.array(ends, dtype=dtype))
+            for k, values in ((1, starts), (2, ends)):
+                if k not in computed:
+                    ctx.set_value(node, k, np.array(values, dtype=ctx.value(node, k).dtype))
+                else:  # always: in the pruned model the computed value would read the new count
+                    ctx.writer.add_input(node, k, np.array(values, dtype=np.int64), f"{node.name or x}_pruned_bound{k}")
+
+
+class _WithComputed:
+    """A rewrite context whose `const` answers computed slice bounds with their probe values."""
+
+    def __init__(self, ctx):
+        self.index, self._ctx = ctx.index, ctx
+
+    def const(self, name):
+        value = self._ctx.const(name)
+        return value if value is not None else self._ctx.analysis.program.concrete(name)
+
+    def rank(self, name):
+        return self._ctx.rank(name)
+
+
+def _fixed_bounds(ctx, node):
+    """{input index: sizes read} when every computed start/end of this Slice is fixed whatever the
+    input shapes (torch.chunk's `(C + n - 1) // n * i` from a channel count); None otherwise.
+    Axes and steps must be constants."""
+    if len(node.input) > 3 and node.input[3] and ctx.const(node.input[3]) is None:
+        return None
+    if len(node.input) > 4 and node.input[4] and ctx.const(node.input[4]) is None:
+        return None
+    fixed = {}
+    for k in (1, 2):
+        if ctx.const(node.input[k]) is not None:
+            continue
+        entries = ctx.computed(node.input[k])
+        if entries is None or not all(e.const or e.static for e in entries.reshape(-1)):
+            return None
+        fixed[k] = set().union(*(e.deps for e in entries.reshape(-1)))
+    return fixed
 
 
 def _computed_const(ctx, name, want_const=True):

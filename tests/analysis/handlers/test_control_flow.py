@@ -197,3 +197,19 @@ def test_silero_vad_ifless_prunes_inside_its_if(real_model):
     assert r.verify.passed and r.verify.paths == 2
     assert r.after["params"] < 0.6 * r.before["params"]
     assert sum(g.prunable for g in r.analysis.groups) >= 10  # the convs of both the 16 kHz and 8 kHz nets
+
+
+@pytest.mark.realmodel
+def test_silero_vad_ifless_unrolled_cell_state_resizes_with_allow_io_change(real_model):
+    """The ifless export unrolls the LSTM cell and reads h, c with Gather(state, 0/1): the state
+    buffer is the interface (blocked, and says so) until --allow-io-change resizes it with the
+    cell's units in both the 16 kHz and the 8 kHz nets, verified on both paths."""
+    path = real_model("silero_vad_op18_ifless")
+    shapes = {"input": [1, 512], "state": [2, 1, 128]}
+    r = onnxprune.prune(path, ratio=0.5, shapes=shapes)
+    cell = next(g for g in r.analysis.groups if "node_linear" in g.name)
+    assert not cell.prunable and "graph input 'state'" in cell.blocked_by[0]
+    r = onnxprune.prune(path, ratio=0.5, shapes=shapes, allow_io_change=True)
+    assert r.verify.passed and r.verify.paths == 2, r.verify.message
+    assert {(x["name"], x["old"], x["new"]) for x in r.resized_io} == {("state", 128, 64), ("stateN", 128, 64)}
+    assert r.after["params"] < 0.35 * r.before["params"]

@@ -1,5 +1,5 @@
 """Conv / ConvTranspose handler: output channels are sources, input channels are weight columns,
-depthwise convs carry channels through, other grouped convs block."""
+depthwise convs carry channels through, other grouped convs prune whole groups."""
 
 import numpy as np
 import pytest
@@ -85,24 +85,38 @@ def test_depthwise_multiplier_keeps_each_inputs_copies_together():
         onnxprune.core.graph.GraphIndex.build(r.model).const(producer(r.model, y).input[1]), w_y[:, rows])
 
 
-def test_grouped_conv_blocks_with_reason():
+def test_grouped_conv_prunes_whole_groups():
+    """Group j's outputs read only group j's inputs: a group (its 4 inputs and 2 outputs) is one
+    unit, removed whole; `group` shrinks and the weight's per-group input axis stays."""
     b = GraphBuilder(seed=4, opset=13)
     x = b.input("x", [1, 3, 8, 8])
-    a = b.conv(x, 3, 8)
-    g4 = b.conv(a, 8, 8, group=4)
+    a = b.conv(x, 3, 16)
+    g4 = b.conv(a, 16, 8, group=4)
     h = b.op("Relu", [g4])
     y = b.conv(h, 8, 4)
     m = b.model([y])
 
     an = onnxprune.analyze(m)
     ga = group_for(an, m, a)
-    assert not ga.prunable
-    assert any("grouped Conv (group=4)" in s and producer(m, g4).name in s for s in ga.blocked_by)
-    # the grouped conv's own outputs are not a source: it has no group
-    assert all(producer(m, g4).name not in g.members() for g in an.groups)
-    r = prune_ok(m, ratio=0.5, expect_removed=False)
-    assert r.after["params"] == r.before["params"]
+    assert ga.prunable and ga.size == 4 and ga.unit == "heads"  # one unit per group of channels
+    assert all(producer(m, g4).name not in g.members() for g in an.groups)  # no source of its own
+    r = prune_ok(m, ratio=0.5)
+    assert attr_of(r.model, g4, "group") == 2
+    assert input_shape(r.model, g4) == (4, 4, 3, 3) and input_shape(r.model, a) == (8, 3, 3, 3)
+    assert input_shape(r.model, y) == (4, 4, 3, 3)
     assert_ratio0_identical(m)
+
+
+def test_grouped_conv_with_unequal_in_and_out_widths():
+    b = GraphBuilder(seed=4, opset=13)
+    x = b.input("x", [1, 3, 8, 8])
+    a = b.conv(x, 3, 8)
+    w = b.const(b.weight(6, 4, 3, 3))
+    g = b.op("Conv", [a, w], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=2)
+    m = b.model([b.conv(g, 6, 4)])
+    ga = group_for(onnxprune.analyze(m), m, a)
+    assert ga.prunable  # 8 inputs, 6 outputs, 2 groups: divides, so whole groups go
+    prune_ok(m, ratio=0.5)
 
 
 def test_graph_input_into_depthwise_is_not_a_group():

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from builders import assert_ratio0_identical
 from onnx import TensorProto, helper, numpy_helper
+from prune_checks import prune_ok
 
 import onnxprune
-from builders import assert_ratio0_identical
 from onnxprune.data import DataConfig
 from onnxprune.quantize import QuantizeConfig, quantize
-from prune_checks import prune_ok
 
 ASSETS = Path(onnxprune.__file__).parent / "assets" / "kws"
 
@@ -75,3 +75,125 @@ def test_nonzero_weight_zero_point_on_the_consumer_blocks():
     a = onnxprune.analyze(_qdq_pair(zero_point=3))
     g = next(g for g in a.groups if g.size == 8)
     assert not g.prunable and any("nonzero weight zero point" in r for r in g.blocked_by)
+
+
+# ---- QOperator format (QLinearConv, QGemm, QLinearMatMul, ...) and quantize_dynamic ------------------
+
+@pytest.fixture(scope="module")
+def kws_qoperator(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qop") / "kws_qop.onnx"
+    data = DataConfig(path=str(ASSETS / "calib"), frontend=str(ASSETS / "logmel.onnx"))
+    quantize(ASSETS / "kws.onnx", out, QuantizeConfig(mode="static", data=data, format="qoperator", per_channel=True))
+    return onnx.load(str(out))
+
+
+def test_qoperator_keyword_spotter_prunes_and_verifies(kws_qoperator):
+    """QLinearConv (depthwise and pointwise) and QGemm: int8 rows, int32 bias and per-channel
+    scale/zero point go together; the classifier (QLinearSoftmax) is the interface."""
+    assert {"QLinearConv", "QGemm"} <= {n.op_type for n in kws_qoperator.graph.node}
+    r = prune_ok(kws_qoperator, ratio=0.5)
+    assert r.after["params"] < 0.4 * r.before["params"]
+    inits = {t.name: numpy_helper.to_array(t) for t in r.model.graph.initializer}
+    for node in r.model.graph.node:
+        if node.op_type == "QLinearConv":
+            w, scale, zp, bias = (inits[node.input[k]] for k in (3, 4, 5, 8))
+            assert w.dtype == np.int8 and bias.dtype == np.int32
+            assert scale.shape == zp.shape == bias.shape == (w.shape[0],)
+    blocked = [g for g in r.analysis.groups if g.blocked_by]
+    assert len(blocked) == 1 and "QLinearSoftmax" in blocked[0].blocked_by[0]
+    assert_ratio0_identical(kws_qoperator)
+
+
+def test_dynamic_quantization_blocks_with_its_reason(tmp_path):
+    """quantize_dynamic's DynamicQuantizeLinear rounds with one scale from the min/max over all
+    channels: removing one changes the others, so every group it reads is blocked and says so."""
+    out = tmp_path / "kws_dyn.onnx"
+    quantize(ASSETS / "kws.onnx", out, QuantizeConfig(mode="dynamic", per_channel=True))
+    m = onnx.load(str(out))
+    assert "ConvInteger" in {n.op_type for n in m.graph.node}
+    a = onnxprune.analyze(m)
+    inner = [g for g in a.groups if g.size != 12]
+    assert inner and all("DynamicQuantizeLinear" in g.blocked_by[0] and "min/max over every channel" in g.blocked_by[0]
+                         for g in inner)
+    classifier = next(g for g in a.groups if g.size == 12)  # MatMulInteger's per-column scale Mul is followed
+    assert classifier.blocked_by[0].startswith("Softmax")
+
+
+def _mlp_qoperator(tmp_path, per_channel, symmetric):
+    """x -> MatMul+bias -> Relu -> MatMul -> Relu -> MatMul, quantize_static(QOperator): QLinearMatMul, QLinearAdd."""
+    from builders import GraphBuilder
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    b = GraphBuilder(seed=330, opset=17)
+    x = b.input("x", [4, 16])
+    h = b.op("Relu", [b.op("Add", [b.matmul(x, 16, 32), b.const(b.rng.normal(0, 0.1, 32), "b")])])
+    m = b.model([b.matmul(b.op("Relu", [b.matmul(h, 32, 24)]), 24, 8)])
+    src, dst = tmp_path / "mlp.onnx", tmp_path / "mlp_q.onnx"
+    onnx.save(m, str(src))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.feeds = iter([{"x": rng.standard_normal((4, 16)).astype(np.float32)} for _ in range(8)])
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    qtype = QuantType.QInt8 if symmetric else QuantType.QUInt8  # uint8 weights get nonzero zero points
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QOperator, per_channel=per_channel,
+                    weight_type=qtype, activation_type=qtype)
+    return onnx.load(str(dst))
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_qlinear_matmul_prunes_and_verifies(tmp_path, per_channel):
+    m = _mlp_qoperator(tmp_path, per_channel, symmetric=True)
+    assert {"QLinearMatMul", "QLinearAdd"} <= {n.op_type for n in m.graph.node}
+    r = prune_ok(m, ratio=0.5)
+    assert sorted(g.size for g in r.analysis.groups if g.prunable) == [24, 32]
+    assert r.after["params"] < 0.5 * r.before["params"]
+
+
+def test_qlinear_matmul_nonzero_weight_zero_point_blocks(tmp_path):
+    a = onnxprune.analyze(_mlp_qoperator(tmp_path, False, symmetric=False))
+    inner = [g for g in a.groups if g.size in (24, 32)]
+    assert len(inner) == 2 and all("nonzero weight zero point" in g.blocked_by[0] for g in inner)
+
+
+def test_qoperator_cnn_with_concat_sigmoid_and_pooling(tmp_path):
+    """conv -> two conv branches -> Concat -> conv -> Sigmoid -> GlobalAveragePool -> Flatten ->
+    Gemm, quantize_static(QOperator, per channel): QLinearConcat, QLinearSigmoid,
+    QLinearGlobalAveragePool and int8 Flatten carry the channels; every inner group prunes."""
+    from builders import GraphBuilder
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        quantize_static,
+    )
+
+    b = GraphBuilder(seed=331, opset=17)
+    x = b.input("x", [2, 3, 8, 8])
+    a = b.op("Relu", [b.conv(x, 3, 8)])
+    cat = b.op("Concat", [b.op("Relu", [b.conv(a, 8, 8)]), b.op("Relu", [b.conv(a, 8, 6)])], axis=1)
+    pooled = b.op("Flatten", [b.op("GlobalAveragePool", [b.op("Sigmoid", [b.conv(cat, 14, 12)])])])
+    src, dst = tmp_path / "cnn.onnx", tmp_path / "cnn_q.onnx"
+    onnx.save(b.model([b.gemm(pooled, 12, 5)]), str(src))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.feeds = iter([{"x": rng.standard_normal((2, 3, 8, 8)).astype(np.float32)} for _ in range(8)])
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QOperator, per_channel=True)
+    m = onnx.load(str(dst))
+    assert {"QLinearConcat", "QLinearSigmoid", "QLinearGlobalAveragePool"} <= {n.op_type for n in m.graph.node}
+    r = prune_ok(m, ratio=0.5)
+    assert sorted(g.size for g in r.analysis.groups if g.prunable) == [6, 8, 8, 12]

@@ -227,3 +227,47 @@ def test_bidirectional_directions_keep_their_own_units(op):
             assert value.size and np.count_nonzero(value) == value.size, t.name  # every dead weight removed
     rnn = [n for n in result.model.graph.node if n.op_type == op]
     assert all(helper.get_attribute_value(next(a for a in n.attribute if a.name == "hidden_size")) == 4 for n in rnn)
+
+
+def unrolled_cell(hidden=8, feats=6, dead=()):
+    """silero-vad's ifless LSTM cell: h, c = Gather(state, 0), Gather(state, 1) of a [2, B, H]
+    input; gates = Gemm(x, W_ih) + Gemm(h, W_hh) split four ways; stateN = Concat(h', c');
+    h' also feeds a 1x1 decoder. Units in `dead` have all-zero weights (exactly dead)."""
+    from builders import GraphBuilder
+
+    b = GraphBuilder(seed=340, opset=17)
+    x = b.input("x", ["batch", feats])
+    state = b.input("state", [2, "batch", hidden])
+    w_ih, w_hh = b.weight(4 * hidden, feats), b.weight(4 * hidden, hidden)
+    for j in dead:
+        w_ih[j::hidden], w_hh[j::hidden], w_hh[:, j] = 0, 0, 0
+    h, c = (b.op("Gather", [state, b.const(np.array(k), "i", dtype=np.int64)], axis=0) for k in (0, 1))
+    gates = b.op("Add", [b.op("Gemm", [x, b.const(w_ih)], transB=1), b.op("Gemm", [h, b.const(w_hh)], transB=1)])
+    i, f, g, o = b.op("Split", [gates], n_out=4, axis=1, num_outputs=4) if b.opset >= 18 else \
+        b.op("Split", [gates, b.const(np.full(4, hidden), "s", dtype=np.int64)], n_out=4, axis=1)
+    c2 = b.op("Add", [b.op("Mul", [b.op("Sigmoid", [f]), c]), b.op("Mul", [b.op("Sigmoid", [i]), b.op("Tanh", [g])])])
+    h2 = b.op("Mul", [b.op("Sigmoid", [o]), b.op("Tanh", [c2])])
+    one = b.const(np.array([0]), "ax", dtype=np.int64)
+    state_n = b.op("Concat", [b.op("Unsqueeze", [h2, one]), b.op("Unsqueeze", [c2, one])], axis=0)
+    y = b.op("Gemm", [b.op("Relu", [h2]), b.const(b.weight(2, hidden))], transB=1)
+    return b.model([y, state_n])
+
+
+def test_unrolled_cell_state_through_gather_resizes_with_allow_io_change():
+    model = unrolled_cell(dead=(1, 3, 4, 6))
+    shapes = {"x": [2, 6], "state": [2, 2, 8]}
+    r = onnxprune.prune(model, ratio=0.5, shapes=shapes)
+    cell = next(g for g in r.analysis.groups if g.size == 8)
+    assert not cell.prunable and any("graph input 'state'" in m for m in cell.blocked_by)
+    r = onnxprune.prune(model, ratio=0.5, round_to=1, shapes=shapes, allow_io_change=True)
+    assert r.verify.passed, r.verify.message
+    assert {(x["name"], x["old"], x["new"]) for x in r.resized_io} == {("state", 8, 4), (model.graph.output[1].name, 8, 4)}
+    # the dead half went: on the kept state slices the pruned model equals the original
+    rng = np.random.default_rng(1)
+    xs, st = rng.standard_normal((3, 6)).astype(np.float32), rng.standard_normal((2, 3, 8)).astype(np.float32)
+    live = [0, 2, 5, 7]
+    st[:, :, [1, 3, 4, 6]] = 0
+    want = make_session(model).run(None, {"x": xs, "state": st})
+    got = make_session(r.model).run(None, {"x": xs, "state": st[:, :, live]})
+    np.testing.assert_allclose(got[0], want[0], atol=1e-5)
+    np.testing.assert_allclose(got[1], want[1][:, :, live], atol=1e-5)
