@@ -18,7 +18,9 @@ from pathlib import Path
 
 import onnx
 
+from ..core.branches import all_ifs, explore, has_if, if_key
 from ..core.io import model_bytes
+from ..core.runtime import make_session, random_feeds
 from ..errors import UsageError, first_line
 from .verify import verify
 
@@ -67,6 +69,10 @@ def _refined(new: list[tuple], old: list[tuple]) -> bool:
     return new != old
 
 
+def _if_keys(model: onnx.ModelProto) -> list[str]:
+    return sorted(if_key(n) for n, _ in all_ifs(model.graph))
+
+
 def _opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
@@ -95,7 +101,12 @@ def check(kind: str, candidate: onnx.ModelProto, pruned: onnx.ModelProto, shapes
     keep = [o for o in candidate.opset_import if o.domain in known]  # ORT lists every domain it knows
     del candidate.opset_import[:]
     candidate.opset_import.extend(keep)
-    v = verify(candidate, pruned, shapes, seeds=seeds, atol=atol, rtol=rtol, values=values)
+    paths = None
+    if has_if(pruned):  # every If branch seeded inputs reach is checked, as prune's verification does
+        if _if_keys(candidate) != _if_keys(pruned):
+            return refuse("If nodes renamed or removed: their branches cannot be checked one by one")
+        paths = explore(pruned, random_feeds(make_session(pruned), shapes, seeds[0], values))
+    v = verify(candidate, pruned, shapes, seeds=seeds, atol=atol, rtol=rtol, values=values, paths=paths)
     if not v.passed:
         return refuse(f"outputs differ from the pruned model: {v.message}", v.max_abs_diff)
     return Finished(kind, candidate, True, f"outputs equal the pruned model's (max diff {v.max_abs_diff:.3g}, "

@@ -101,3 +101,36 @@ def test_contrib_ops_are_refused(pruned):
     odd.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     done = finish.check("test", odd, model, shapes)
     assert not done.kept and "com.microsoft" in done.message
+
+
+def _if_model(else_factor: float) -> onnx.ModelProto:
+    """y = If(c) then x + 1 else x * else_factor; seeded inputs take one branch only."""
+    from onnx import TensorProto, helper
+
+    def branch(name, op, value):
+        k = helper.make_node("Constant", [], [f"{name}_k"], value=numpy_helper.from_array(np.full(4, value, np.float32)))
+        n = helper.make_node(op, ["x", f"{name}_k"], [f"{name}_y"])
+        return helper.make_graph([k, n], name, [], [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, [4])])
+
+    node = helper.make_node("If", ["c"], ["y"], then_branch=branch("then", "Add", 1.0),
+                            else_branch=branch("else", "Mul", else_factor))
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4]),
+                                            helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_every_if_branch_is_checked_and_a_removed_if_refused():
+    shapes = {"x": [4], "c": []}
+    same = finish.check("test", _if_model(2.0), _if_model(2.0), shapes)
+    assert same.kept, same.message
+    for value in (True, False):  # whichever branch the seeded inputs take, the other one is checked too
+        done = finish.check("test", _if_model(3.0), _if_model(2.0), shapes, values={"c": np.array(value)})
+        assert not done.kept and "outputs differ" in done.message, done.message
+    renamed = _if_model(2.0)
+    renamed.graph.node[0].output[0] = "t"
+    renamed.graph.node.append(onnx.helper.make_node("Identity", ["t"], ["y"]))
+    done = finish.check("test", renamed, _if_model(2.0), shapes)
+    assert not done.kept and "If nodes renamed or removed" in done.message
