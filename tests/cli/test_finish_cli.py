@@ -25,9 +25,12 @@ def run_with(prelude: str, *args):
 
 def test_slim_and_optimize_for_cpu_are_applied_and_reported(tmp_path):
     pytest.importorskip("onnxslim")
-    out, plain, report = tmp_path / "a.onnx", tmp_path / "b.onnx", tmp_path / "r.json"
-    r = run_with("", "prune", MODEL, out, "--slim", "--optimize-for", "cpu", "--report", report)
+    out, plain, report, plan = tmp_path / "a.onnx", tmp_path / "b.onnx", tmp_path / "r.json", tmp_path / "p.json"
+    r = run_with("", "prune", MODEL, out, "--slim", "--optimize-for", "cpu", "--report", report, "--save-plan", plan)
     assert r.returncode == 0, r.stderr
+    again = tmp_path / "again.onnx"  # a plan replayed with the same post-passes gives the same bytes
+    assert run_with("", "prune", MODEL, again, "--plan", plan, "--slim", "--optimize-for", "cpu").returncode == 0
+    assert again.read_bytes() == out.read_bytes()
     assert "slim (OnnxSlim):" in r.stdout and "optimize-for cpu (onnxruntime offline, BASIC):" in r.stdout
     steps = json.loads(report.read_text())["finish"]
     assert [s["kind"] for s in steps] == ["slim", "ort-cpu"] and all(s["kept"] for s in steps)
