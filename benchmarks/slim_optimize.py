@@ -19,6 +19,7 @@ Needs: the pretrained embedding_model (models/fetch.py; PyPI access once) and th
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -93,6 +94,24 @@ def _full_slice(n, const, shape) -> bool:
                for a, b, e, s in zip(axes, const[ins[1]], const[ins[2]], steps))
 
 
+def start_times(paths: list[Path], n: int) -> dict[str, float]:
+    """Median ms to create an InferenceSession (default options: ORT ALL, 1 thread) from each file,
+    interleaved: what an offline-optimized file can save."""
+    import time
+
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    times = {p.stem.rsplit("_", 1)[1]: [] for p in paths}
+    for _ in range(n):
+        for p in paths:
+            t = time.perf_counter()
+            ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
+            times[p.stem.rsplit("_", 1)[1]].append((time.perf_counter() - t) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def op_change(a: onnx.ModelProto, b: onnx.ModelProto) -> str:
     ca, cb = Counter(n.op_type for n in a.graph.node), Counter(n.op_type for n in b.graph.node)
     gone = ", ".join(f"{k} {v}" for k, v in sorted((ca - cb).items()))
@@ -105,6 +124,7 @@ def main():
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ratio", type=float, default=0.5)
+    ap.add_argument("--starts", type=int, default=30, help="session creations per model (start-up time)")
     args = ap.parse_args()
     import onnxruntime as ort
     import onnxslim
@@ -128,6 +148,7 @@ def main():
             if done.kept:
                 paths.append(tmp / f"{path.stem}_{kind}.onnx")
                 onnx.save(done.model, paths[-1])
+        entry["session_start_ms"] = start_times(paths, args.starts)
         ratios = {p.stem.rsplit("_", 1)[1]: [] for p in paths[1:]}
         for _ in range(args.repeats):
             b = run_bench([str(p) for p in paths], BenchConfig(threads=1, warmup=20, runs=args.runs, shapes=shapes,
@@ -139,15 +160,17 @@ def main():
         raw[name] = entry
         triv = ", ".join(f"{k} {v}" for k, v in sorted(entry["trivial_pruned"].items())) or "none"
         triv0 = ", ".join(f"{k} {v}" for k, v in sorted(entry["trivial_original"].items())) or "none"
+        st = entry["session_start_ms"]
         rows.append([name, triv0, triv, cells[0], spread(ratios.get("slim", []), "{:.3f}", "x"), cells[1],
-                     spread(ratios.get("ort", []), "{:.3f}", "x")])
+                     spread(ratios.get("ort", []), "{:.3f}", "x"),
+                     " / ".join(f"{st[k]:.2f}" if k in st else "-" for k in ("pruned", "slim", "ort"))])
         print(" | ".join(rows[-1]), flush=True)
     lines = [f"ONNX Runtime {ort.__version__} CPU, OnnxSlim {onnxslim.__version__}; ratio {args.ratio}; speedup = "
              "p50 pruned / p50 post-pass (1 thread, interleaved with rotated order, ORT ALL at load), median over "
-             "repeats (range). Kept = interface, IR and opset unchanged, outputs equal the pruned model's on 3 seeded "
+             "repeats (range); session start = median ms to create an InferenceSession from the file (ORT ALL, interleaved). Kept = interface, IR and opset unchanged, outputs equal the pruned model's on 3 seeded "
              "inputs.", "",
              "| model | trivial ops, original | trivial ops, pruned | OnnxSlim | OnnxSlim speedup | ORT offline BASIC "
-             "(cpu) | ORT offline speedup |", "|---|---|---|---|---:|---|---:|"]
+             "(cpu) | ORT offline speedup | session start ms: pruned / slim / ORT offline |", "|---|---|---|---|---:|---|---:|---:|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     write(args.out, "\n".join(lines), raw, threads=1)
 
