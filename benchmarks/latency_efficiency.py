@@ -138,8 +138,8 @@ def ops_added(original, pruned) -> list[str]:
 def dense_twin(name: str, pruned, tmp: Path) -> Path | None:
     """The same recipe built dense at the pruned model's widths and depth (the honest "dense export
     at the same widths"), where the recipe can express them: the ResNet KWS (models/build_resnet_kws.py,
-    one width per stage, a block count per stage). Other models: None (their torch recipes were
-    not re-exported here)."""
+    one width per stage, a block count per stage). Other models: None here; the zoo's torch recipes
+    are re-exported at the pruned widths by benchmarks/dense_twin.py."""
     if not name.startswith("resnet_kws"):
         return None
     from build_resnet_kws import build

@@ -27,18 +27,21 @@ FIXED_FRAMES = 199         # 4 s, for an export without a symbolic time axis
 
 
 class CRNN(nn.Module):
-    """Two strided convs (time /4, mel /4) -> per-frame projection -> BiGRU -> word log-probs."""
+    """Two strided convs (time /4, mel /4) -> per-frame projection -> BiGRU -> word log-probs.
+    `conv2` / `proj` (default: `conv` / 96) let the recipe be built at a pruned model's widths."""
 
-    def __init__(self, vocab: int = len(ctc_data.VOCAB), conv: int = 32, hidden: int = 64):
+    def __init__(self, vocab: int = len(ctc_data.VOCAB), conv: int = 32, hidden: int = 64, conv2: int | None = None,
+                 proj: int = 96):
         super().__init__()
+        conv2 = conv2 or conv
         self.norm = nn.BatchNorm2d(1)
         self.conv = nn.Sequential(
             nn.Conv2d(1, conv, 3, 2, 1, bias=False), nn.BatchNorm2d(conv), nn.ReLU(),
-            nn.Conv2d(conv, conv, 3, 2, 1, bias=False), nn.BatchNorm2d(conv), nn.ReLU())
-        self.proj = nn.Linear(conv * 10, 96)
-        self.gru = nn.GRU(96, hidden, batch_first=True, bidirectional=True)
+            nn.Conv2d(conv, conv2, 3, 2, 1, bias=False), nn.BatchNorm2d(conv2), nn.ReLU())
+        self.proj = nn.Linear(conv2 * 10, proj)
+        self.gru = nn.GRU(proj, hidden, batch_first=True, bidirectional=True)
         self.out = nn.Linear(2 * hidden, vocab)
-        self.feat = conv * 10
+        self.feat = conv2 * 10
         self.batch1 = False  # export: a constant [1, -1, C*10] Reshape (a Shape read of C would block pruning)
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:   # [B, 1, T, 40] -> [B, T/4, vocab]
@@ -173,8 +176,7 @@ def export_ctc(net: CRNN) -> None:
                                              opset_version=18, dynamo=True, optimize=True, **kw)
                     prog.save(str(path))
                 else:
-                    torch.onnx.export(net, example, str(path), input_names=["logmel"], output_names=["logprobs"],
-                                      opset_version=17, dynamo=False, dynamic_axes=dyn)
+                    export_ts(net, path, example, dyn)
             m = onnx.load(str(path))
             m.ir_version = min(m.ir_version, 10)
             m.producer_name = "onnxprune-zoo"
@@ -185,6 +187,15 @@ def export_ctc(net: CRNN) -> None:
         except Exception as exc:  # report, keep the other exporter's file
             print(f"export {name} (fixed={fixed}) failed: {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr)
             path.unlink(missing_ok=True)
+
+
+def export_ts(net: CRNN, path: Path, example=(torch.zeros(1, 1, 101, 40),),
+              dyn=(("logmel", {2: "frames"}), ("logprobs", {1: "steps"}))) -> None:
+    """The TorchScript export the zoo ships (crnn_ctc_ts.onnx); also used to build the recipe at a pruned
+    model's widths (benchmarks/dense_twin.py)."""
+    net.batch1 = True
+    torch.onnx.export(net, example, str(path), input_names=["logmel"], output_names=["logprobs"],
+                      opset_version=17, dynamo=False, dynamic_axes=dict(dyn))
 
 
 def check_export(net: CRNN, path: Path) -> None:

@@ -33,15 +33,18 @@ def ds_block(cin: int, cout: int, stride=1) -> nn.Sequential:
 
 class DSCNN(nn.Module):
     """Depthwise-separable CNN (Zhang et al. 2017 'Hello Edge' style), widths 64..128, stem stride (4, 2) to stay
-    cheap to train on a shared CPU."""
+    cheap to train on a shared CPU. `widths` (stem, then each block's pointwise output): other values
+    build the same recipe narrower, e.g. at a pruned model's widths (benchmarks/dense_twin.py)."""
 
-    def __init__(self, n_classes: int = len(kws_data.LABELS)):
+    def __init__(self, n_classes: int = len(kws_data.LABELS), widths=(64, 64, 96, 96, 128)):
         super().__init__()
+        w = widths
         self.norm = nn.BatchNorm2d(1)
-        self.stem = nn.Sequential(nn.Conv2d(1, 64, (10, 4), (4, 2), (5, 1), bias=False), nn.BatchNorm2d(64), nn.ReLU())
-        self.blocks = nn.Sequential(ds_block(64, 64, (1, 2)), ds_block(64, 96, 2), ds_block(96, 96), ds_block(96, 128))
+        self.stem = nn.Sequential(nn.Conv2d(1, w[0], (10, 4), (4, 2), (5, 1), bias=False), nn.BatchNorm2d(w[0]), nn.ReLU())
+        self.blocks = nn.Sequential(ds_block(w[0], w[1], (1, 2)), ds_block(w[1], w[2], 2), ds_block(w[2], w[3]),
+                                    ds_block(w[3], w[4]))
         self.drop = nn.Dropout(0.2)
-        self.fc = nn.Linear(128, n_classes)
+        self.fc = nn.Linear(w[4], n_classes)
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.stem(self.norm(logmel)))

@@ -15,7 +15,7 @@ from ..prune import criteria
 from ..core.shapes import parse_input_values
 from .calibration import calibration_feeds
 from .hints import with_hint
-from . import checks, closeness
+from . import checks, closeness, finish
 from .common import (describe_written, gate_options, human, input_option, run_command, shape_option, table,
                      verbose_option, write_json, write_text)
 from .data_options import data_options
@@ -55,12 +55,13 @@ from .recover import (check_criterion, check_recover, gradient_scores_for, round
 @rounds_option
 @data_options("calib")
 @depth_options
+@finish.finish_options
 @verbose_option
 @run_command("prune")
 def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, allocate, round_to, exclude, shapes, inputs,
               plan_path, save_plan, report, allow_io_change, atol, rtol, seed, no_verify, force, min_snr, max_drop,
               recover, recover_time, recover_max_steps, recover_rounds, data, drop_blocks, low_rank, ranks,
-              low_rank_method, block_repair, verbose):
+              low_rank_method, block_repair, slim, optimize_for, verbose):
     """Prune MODEL and write OUTPUT (verified against the reference model by default), then say how
     close it is to the original."""
     closeness.check_gates(min_snr, max_drop)
@@ -70,6 +71,7 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     if round_to < 1:
         raise UsageError(f"--round-to {round_to} must be at least 1")
     check_output_path(model, output)
+    finish.check_available(slim)
     check_recover(recover, data, recover_time, recover_max_steps, recover_rounds)
     check_criterion(criterion)
     plan = Plan.from_json(Path(plan_path).read_text()) if plan_path else None
@@ -129,6 +131,8 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
     if recover and recover_rounds == 1 and (force or result.verify is None or result.verify.passed):
         extra["recover"] = run_recovery(onnx_model, result, recover_feeds, seconds=recover_time, seed=seed,
                                         max_steps=recover_max_steps)
+    if slim or optimize_for:  # checked against the pruned model; fidelity below is the written model's
+        extra["finish"] = finish.apply(result, slim, optimize_for, atol=atol, rtol=rtol)
     fidelity = closeness.against_original(onnx_model, result.model, data=data, shapes=result.analysis.input_shapes,
                                           values=result.analysis.input_values, seed=seed,
                                           gated=min_snr is not None or max_drop is not None)
