@@ -100,3 +100,14 @@ def test_silero_ifless_state_fidelity_is_measured(real_model, tmp_path):
     fid = json.loads(report.read_text())["fidelity"]
     assert fid["verdict"] != "unmeasured" and fid["state"]["carried"] == [["state", "stateN"]]
     assert all(math.isfinite(o["snr_db"]) for o in fid["outputs"])
+
+
+def test_auto_refuses_state_that_would_shrink_in_one_line(tmp_path):
+    """auto cannot feed each candidate its own kept state yet: a one-line error naming what works
+    (it used to stop with an internal onnxruntime error), exit 2, nothing written."""
+    model, out = tmp_path / "lstm.onnx", tmp_path / "a.onnx"
+    save_model(keras_lstm_with_state(dead=False), model)
+    r = run("auto", model, out, "--target-macs", "0.6", "--allow-io-change")
+    assert r.returncode == 2 and not out.exists()
+    assert "error: auto --allow-io-change: state input 'h' would shrink" in r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
