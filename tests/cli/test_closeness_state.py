@@ -111,3 +111,31 @@ def test_auto_refuses_state_that_would_shrink_in_one_line(tmp_path):
     assert r.returncode == 2 and not out.exists()
     assert "error: auto --allow-io-change: state input 'h' would shrink" in r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_with_data_the_stream_is_consecutive_examples(tmp_path):
+    """With --data, a state-carrying model is measured on the first 64 examples in order (chunks a
+    streaming caller feeds one after another), each model carrying its own state from zero; the
+    dumps' own h/c are replaced by that. The reported SNR is the one of that loop written out."""
+    import onnx
+
+    model, out, report, dumps = tmp_path / "lstm.onnx", tmp_path / "p.onnx", tmp_path / "r.json", tmp_path / "d.npz"
+    save_model(keras_lstm_with_state(dead=False), model)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((80, 5, 6)).astype(np.float32)
+    np.savez(dumps, x=x, h=rng.standard_normal((80, 8)).astype(np.float32),
+             c=rng.standard_normal((80, 8)).astype(np.float32))
+    r = run("prune", model, out, "--ratio", "0.5", "--round-to", "1", "--allow-io-change", "--data", dumps,
+            "--report", report)
+    assert r.returncode == 0, r.stdout + r.stderr
+    line = _fidelity_line(r.stdout)
+    assert f"vs original on 64 consecutive examples of --data {dumps}" in line
+    assert "run as one stream of 64 calls carrying state" in line
+    rep = json.loads(report.read_text())
+    keep = rep["resized_io"][0]["kept"]
+    feeds = [{"x": x[i][None], "h": np.zeros((1, 8), np.float32), "c": np.zeros((1, 8), np.float32)} for i in range(64)]
+    pairs = [("h", "h_out"), ("c", "c_out")]
+    ref = _stream(onnx.load(str(model)), feeds, pairs)
+    got = _stream(onnx.load(str(out)), feeds, pairs, keep)
+    snr = {o["name"]: o["snr_db"] for o in rep["fidelity"]["outputs"]}
+    assert snr["out"] == pytest.approx(_snr([f["out"] for f in ref], [f["out"] for f in got]), rel=1e-6)
