@@ -166,6 +166,8 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
                         low_rank=low_rank, block_repair=block_repair)
     config = PruneConfig(ratio=0.0, criterion=criterion, compensate=compensate, round_to=round_to,
                          exclude=tuple(exclude), shapes=shapes, allow_io_change=allow_io_change, seed=seed)
+    if allow_io_change:
+        checks.check_auto_state(original, shapes, exclude)
     calib_feeds = None
     if recover or criteria.get(criterion).external:
         if data is None:

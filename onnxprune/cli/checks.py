@@ -107,6 +107,23 @@ def shapes_from_data(model, data, shapes) -> tuple:
     return tuple(shapes) + tuple(added)
 
 
+def check_auto_state(model, shapes, exclude) -> None:
+    """`auto --allow-io-change` on a model whose state input would shrink: each candidate keeps
+    other state units, which the search cannot feed it yet (it used to stop with an internal
+    onnxruntime error); say so and what works instead."""
+    from ..analysis.atoms import FIXED
+    from ..api import analyze
+
+    a = analyze(model, shapes=shapes, exclude=exclude, allow_io_change=True)
+    prunable = {c for g in a.groups if g.prunable for c in g.classes}
+    shrinking = [name for name, _, labels, kind in a.io if kind == "input"
+                 and any(x != FIXED and a.atoms.find(x) in prunable for x in labels.reshape(-1).tolist())]
+    if shrinking:
+        raise UsageError(f"auto --allow-io-change: state input '{shrinking[0]}' would shrink, and the search cannot "
+                         f"yet feed each candidate its own kept state units; use `onnxprune prune --allow-io-change` "
+                         f"(its fidelity line measures the kept state over a stream), or drop --allow-io-change")
+
+
 def nothing_pruned(result, *, round_to: int, ratio: float, plan_given: bool) -> bool:
     """True when the output equals the input: says why; --round-to larger than every prunable
     group is an error (it can only ever keep everything); a group it alone keeps whole is a note."""

@@ -12,18 +12,23 @@ import dataclasses
 import math
 
 import click
+import numpy as np
 
 from ..errors import FidelityError
 
 WARN_SNR_DB = 10.0        # below this the outputs carry more distortion than a tenth of their signal
 WARN_AGREEMENT = 90.0     # below this one decision in ten differs from the original's
 EXAMPLES = 16
+STREAM_STEPS = 64         # a streamed model with --data: 64 consecutive chunks (2 s of silero's 32 ms chunks)
 BIG_WEIGHTS = 256 << 20
 
 
-def eval_feeds(model, data, *, shapes: dict, values: dict | None, seed: int, count: int = EXAMPLES):
+def eval_feeds(model, data, *, shapes: dict, values: dict | None, seed: int, count: int = EXAMPLES,
+               stream: bool = False):
     """(feeds, where they come from): the held-out side of --data when --holdout split it, all
-    of --data otherwise (said: those are the calibration files), else seeded random inputs."""
+    of --data otherwise (said: those are the calibration files), else seeded random inputs.
+    `stream` (a model whose state the caller carries): the first STREAM_STEPS examples in file
+    order, consecutive chunks as a streaming caller feeds them, not examples spread over the files."""
     from ..core import external as weights
     from ..search.fidelity import make_feeds, spread
     from ..data import load_examples
@@ -32,13 +37,15 @@ def eval_feeds(model, data, *, shapes: dict, values: dict | None, seed: int, cou
         count = min(count, 2)
 
     if data is not None:
+        pick = (lambda exs: exs[:STREAM_STEPS]) if stream else (lambda exs: spread(exs, count))
+        order = "consecutive " if stream else ""
         if data.subset == "calib":
             held = dataclasses.replace(data, subset="eval")
-            examples = spread(list(load_examples(model, held)), count)
-            where = f"{len(examples)} held-out examples of --data {data.path} (files never calibrated on)"
+            examples = pick(list(load_examples(model, held)))
+            where = f"{len(examples)} {order}held-out examples of --data {data.path} (files never calibrated on)"
         else:
-            examples = spread(list(load_examples(model, data)), count)
-            where = (f"{len(examples)} examples of --data {data.path} (the calibration files; "
+            examples = pick(list(load_examples(model, data)))
+            where = (f"{len(examples)} {order}examples of --data {data.path} (the calibration files; "
                      f"--holdout F measures on files held out)")
         if not examples:
             from ..data import DataError
@@ -51,34 +58,76 @@ def eval_feeds(model, data, *, shapes: dict, values: dict | None, seed: int, cou
 
 
 
-def compare(original, result, feeds, where: str) -> dict:
-    """Fidelity of `result` against `original` on `feeds`, as reported under `fidelity`."""
+def state_plan(resized: list[dict] | None) -> tuple[dict, list]:
+    """From a prune's `resized_io` (name, kind, axis, old, new, kept): the kept mask of each resized
+    graph input/output, and the state pairs a caller feeds back (input -> output): a resized input
+    and output on the same axis keeping the same units, an output named after the input first
+    (`state -> stateN`, `h -> h_out`), else in graph order."""
+    io, pairs = {}, []
+    for r in resized or []:
+        keep = np.zeros(r["old"], dtype=bool)
+        keep[r["kept"]] = True
+        io[r["name"]] = (r["axis"], keep)
+    outs = [r for r in resized or [] if r["kind"] == "output"]
+    for i in (r for r in resized or [] if r["kind"] == "input"):
+        fits = [o for o in outs if o["axis"] == i["axis"] and o["kept"] == i["kept"]]
+        fits.sort(key=lambda o: not o["name"].startswith(i["name"]))
+        if fits:
+            pairs.append((i["name"], fits[0]["name"]))
+            outs.remove(fits[0])
+    return io, pairs
+
+
+def with_zero_state(feeds: list[dict], resized: list[dict] | None) -> list[dict]:
+    """Resized inputs are recurrent state (only state may be resized): fed zeros, the initial
+    state callers feed (random state would be a state no caller's model reaches)."""
+    names = [r["name"] for r in resized or [] if r["kind"] == "input"]
+    return [{k: np.zeros_like(v) if k in names else v for k, v in f.items()} for f in feeds]
+
+
+def compare(original, result, feeds, where: str, resized: list[dict] | None = None) -> dict:
+    """Fidelity of `result` against `original` on `feeds`, as reported under `fidelity`. With
+    `resized` (state inputs/outputs a prune resized): state starts at zero, is carried from feed to
+    feed through both models when it pairs with an output, and resized outputs are compared on
+    their kept units."""
     from ..search.fidelity import Fidelity
 
-    fid = Fidelity(original, feeds)
+    io, carry = state_plan(resized)
+    if resized:
+        feeds = with_zero_state(feeds, resized)
+    fid = Fidelity(original, feeds, io=io, carry=carry)
     produced = {o for n in result.graph.node for o in n.output}
     if any(t not in produced for t in fid.taps.values()):  # e.g. quantized: compare the outputs themselves
-        fid = Fidelity(original, feeds, logits=False)
+        fid = Fidelity(original, feeds, logits=False, io=io, carry=carry)
     detail = fid.detail(result)
     detail.pop("nmse", None)
     detail["on"] = where
+    if resized:
+        sizes = {r["name"]: (r["new"], r["old"]) for r in resized}
+        for o in detail["outputs"]:
+            if o["name"] in sizes:
+                o["kept_units"] = list(sizes[o["name"]])
+        detail["state"] = {"zero_initial": [r["name"] for r in resized if r["kind"] == "input"],
+                           "carried": [list(p) for p in carry], "steps": len(feeds) if carry else 1}
     detail["verdict"] = verdict(detail)
     return detail
 
 
 def against_original(original, result, *, data, shapes: dict, values: dict | None, seed: int, gated: bool,
-                     feeds=None) -> dict:
+                     feeds=None, resized: list[dict] | None = None) -> dict:
     """eval_feeds + compare. A model the measurement cannot run (inputs seeded feeds cannot fill)
-    is said, not fatal, unless --min-snr/--max-drop need the figure; bad --data stays an error."""
+    is said, not fatal, unless --min-snr/--max-drop need the figure; bad --data stays an error.
+    `resized`: the prune's resized_io (--allow-io-change), see `compare`."""
     from ..data import DataError
     from ..errors import first_line
 
     try:
         if feeds is None:
-            feeds, where = eval_feeds(original, data, shapes=shapes, values=values, seed=seed)
+            feeds, where = eval_feeds(original, data, shapes=shapes, values=values, seed=seed,
+                                      stream=bool(state_plan(resized)[1]))
         else:
             feeds, where = feeds
-        return compare(original, result, feeds, where)
+        return compare(original, result, feeds, where, resized)
     except DataError:
         raise
     except Exception as exc:
@@ -122,8 +171,27 @@ def line(detail: dict) -> str:
         if o["cosine"] is not None:
             bits.append(f"cosine {o['cosine']:.3f}")
         parts.append(f"{o['name']} " + ", ".join(bits))
-    return (f"vs original on {detail['on']}: " + "; ".join(parts)
+    return (f"vs original on {detail['on']}{state_note(detail)}: " + "; ".join(parts)
             + f" => {WORDS[detail['verdict']]}")
+
+
+def state_note(detail: dict) -> str:
+    """How resized state was fed and compared, said where the figures are."""
+    state = detail.get("state")
+    if not state:
+        return ""
+    bits = []
+    if state["carried"]:
+        pairs = ", ".join(f"{i} -> {o}" for i, o in state["carried"])
+        bits.append(f"run as one stream of {state['steps']} calls carrying state ({pairs}; each model its own, "
+                    f"from a zero initial state as callers start)")
+    else:
+        bits.append(f"state input(s) {', '.join(state['zero_initial'])} fed zeros (the initial state callers feed)")
+    kept = [o for o in detail["outputs"] if "kept_units" in o]
+    if kept:
+        bits.append("resized output(s) compared on their kept units: "
+                    + ", ".join(f"{o['name']} {o['kept_units'][0]} of {o['kept_units'][1]}" for o in kept))
+    return "; " + "; ".join(bits)
 
 
 def warning(detail: dict, *, data_given: bool, criterion: str | None = None, compensate: str | None = None,

@@ -135,7 +135,8 @@ def prune_cmd(model, output, ratio, criterion, compensate, global_ranking, alloc
         extra["finish"] = finish.apply(result, slim, optimize_for, atol=atol, rtol=rtol)
     fidelity = closeness.against_original(onnx_model, result.model, data=data, shapes=result.analysis.input_shapes,
                                           values=result.analysis.input_values, seed=seed,
-                                          gated=min_snr is not None or max_drop is not None)
+                                          gated=min_snr is not None or max_drop is not None,
+                                          resized=result.resized_io)
     closeness.gate(fidelity, min_snr=min_snr, max_drop=max_drop)
     if report:
         write_json(report, {**result.report(), **extra, "fidelity": fidelity})

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..analysis import Analysis, Group
 from ..analysis.atoms import FIXED
+from ..analysis.handlers.quantized import dequantized_weight
 from ..calibration.criteria import DATA_CRITERIA, score_group_data
 from ..errors import UsageError
 
@@ -109,7 +110,9 @@ def criterion_used(analysis: Analysis, group: Group, criterion: str) -> str:
 def _accumulate(analysis, members, local, size, *, power: int, reduce: str = "sum") -> np.ndarray:
     total = np.zeros(size)
     for p, roots in members:
-        value = analysis.index.const(p.tensor)
+        value = dequantized_weight(p.node, p.input_index, analysis.index.const)
+        if value is None:  # a float weight (a stored int8/uint8 one is ranked on (w - zero_point) * scale)
+            value = analysis.index.const(p.tensor)
         if p.per_row:  # per direction: norms of each row's own positions, row after row
             per_position = np.concatenate([slice_norms(v, p.axis - 1, power, reduce) for v in value])
             roots = roots.reshape(-1)

@@ -399,7 +399,8 @@ def _result(st: State, seconds: float) -> PruneResult:
         kept = int(sum(1 for a in s.atoms.tolist() if analysis.atoms.find(a) not in st.removed))
         layers.append({"node": s.node.name or s.output, "op": s.node.op_type, "channels_before": len(s.atoms),
                        "channels_after": kept})
-    resized = [{"name": name, "kind": kind, "axis": axis, "old": len(keep), "new": int(keep.sum())}
+    resized = [{"name": name, "kind": kind, "axis": axis, "old": len(keep), "new": int(keep.sum()),
+                "kept": np.flatnonzero(keep).tolist()}
                for name, (axis, keep, kind) in io_masks(analysis, st.removed).items()]
     return PruneResult(st.pruned, st.reference, plan, analysis, st.verify, before, after, groups, layers,
                        seconds, config, resized, st.compensation, st.calib.examples if st.calib else 0, st.steps)

@@ -2,7 +2,7 @@
 
 mode='prune': slice every parameter indexed by channels, then let handlers fix attributes and
 shape constants; mode='reference': keep every shape and zero only the *consumer* slices of the
-removed channels. The two must compute the same function — that is what `verify` checks.
+removed channels (a quantized weight's are set to its zero point: they dequantize to 0). The two must compute the same function — that is what `verify` checks.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..core.branches import clear_branch_value_info
 from ..core.graph import iter_nodes
 from ..core.fold import remove_dead
 from ..analysis.handlers import handler_for
+from ..analysis.handlers.quantized import weight_zero_point
 from ..core.constants import ConstantWriter
 
 
@@ -43,7 +44,10 @@ def apply_removal(analysis: Analysis, removed: set[int], *, mode: str = "prune")
             continue
         node = nodes[key[0]]
         value = writer.current(node, p.input_index)
-        if p.per_row:  # one mask per index of axis 0 (per direction), equal kept counts
+        fill = weight_zero_point(p.node, p.input_index, analysis.index.const) if mode == "reference" else None
+        if fill is not None:
+            value = _fill(value, keep, p.axis, fill)
+        elif p.per_row:  # one mask per index of axis 0 (per direction), equal kept counts
             value = np.stack([_slice(row, k, p.axis - 1, mode) for row, k in zip(value, keep)])
         else:
             value = _slice(value, keep, p.axis, mode)
@@ -59,6 +63,15 @@ def apply_removal(analysis: Analysis, removed: set[int], *, mode: str = "prune")
         remove_dead(model)  # e.g. the Shape->Expand chain of a dropped all-zero LSTM state
         _refresh_value_info(model)
     return model
+
+
+def _fill(value: np.ndarray, keep: np.ndarray, axis: int, fill: np.ndarray) -> np.ndarray:
+    """The reference's removed slice of a quantized weight: its zero point (broadcast)."""
+    value = value.copy()
+    index = [slice(None)] * value.ndim
+    index[axis] = ~keep
+    value[tuple(index)] = np.broadcast_to(np.asarray(fill, dtype=value.dtype), value.shape)[tuple(index)]
+    return value
 
 
 def _slice(value: np.ndarray, keep: np.ndarray, axis: int, mode: str) -> np.ndarray:

@@ -68,17 +68,26 @@ def spread(examples: list, count: int) -> list:
 
 
 class Fidelity:
-    """Evaluator against the original's outputs on fixed feeds; counts forward passes."""
+    """Evaluator against the original's outputs on fixed feeds; counts forward passes.
 
-    def __init__(self, original: onnx.ModelProto, feeds: list[dict], *, threads: int = 1, logits: bool = True):
+    `io` (name -> (axis, kept mask)): graph inputs/outputs a prune resized (`--allow-io-change`):
+    the evaluated model gets the kept slice of each resized input, and its resized outputs are
+    compared with the kept slice of the original's. `carry` ((input, output) pairs, recurrent state
+    fed back by the caller): the feeds are one stream; from the second feed on, each model's state
+    input is its own previous state output (the original its full state, the pruned its kept units),
+    so errors that build up across calls show, as they would in a streaming caller."""
+
+    def __init__(self, original: onnx.ModelProto, feeds: list[dict], *, threads: int = 1, logits: bool = True,
+                 io: dict | None = None, carry: list | None = None):
         self.feeds, self.threads = feeds, threads
+        self.io, self.carry = dict(io or {}), list(carry or [])
         self.taps = logit_taps(original) if logits else {}  # off for a model that renames them (quantized)
         session = make_session(with_outputs(original, self.taps), threads=threads)
         self.names = [o.name for o in session.get_outputs()]
         self.compared = [i for i, n in enumerate(self.names) if n not in self.taps]
         self.shift_free = softmax_axes(original, self.taps)  # tap index -> the softmax axis
         self.shift_free = {self.names.index(t): ax for t, ax in self.shift_free.items() if t in self.names}
-        self.reference = [self._centred(session.run(self.names, f)) for f in feeds]
+        self.reference = [self._centred(outs) for outs in self._stream(session, evaluated=False)]
         self.passes = len(feeds)
         self.signals = {i: _energy(i, self.reference) for i in self.compared}
         self.signal = sum(self.signals.values())
@@ -107,8 +116,8 @@ class Fidelity:
         signal, noise, agree, rows = self.signal, 0.0, 0, 0
         firsts, per = [], {i: [0.0, [], 0, 0, [0.0, 0.0, 0.0]] for i in self.compared}  # noise, cos, agree, rows, dots
         kinds = self.kinds
-        for feed, ref in zip(self.feeds, self.reference):
-            got = self._centred(session.run(self.names, feed))
+        for got, ref in zip(self._stream(session, evaluated=True), self.reference):
+            got = self._centred(got)
             firsts.append(got[0])
             same = _agreeing(got[0], ref[0])
             agree, rows = agree + int(same.sum()), rows + same.size
@@ -151,6 +160,21 @@ class Fidelity:
                 entry["top1_agreement"] = 100.0 * agree_i / rows_i
             outputs.append(entry)
         return metrics, firsts, outputs
+
+    def _stream(self, session, *, evaluated: bool):
+        """Outputs on each feed, in order: the evaluated model gets resized inputs' kept slices; the
+        original's resized outputs are cut to their kept slices after its state is carried."""
+        state = {}
+        for feed in self.feeds:
+            if evaluated:
+                feed = {k: np.compress(self.io[k][1], v, axis=self.io[k][0]) if k in self.io else v
+                        for k, v in feed.items()}
+            outs = session.run(self.names, {**feed, **state})
+            state = {i: outs[self.names.index(o)] for i, o in self.carry}
+            if not evaluated:
+                outs = [np.compress(self.io[n][1], v, axis=self.io[n][0]) if n in self.io else v
+                        for n, v in zip(self.names, outs)]
+            yield outs
 
     def _centred(self, outs: list) -> list:
         """Softmax/LogSoftmax logits less their mean over the softmax axis: a shift the softmax

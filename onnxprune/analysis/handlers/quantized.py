@@ -1,9 +1,10 @@
 """QDQ int8 graphs: DequantizeLinear of constant int8 weights, QuantizeLinear/DequantizeLinear on
 activations. A weight behind `DequantizeLinear(w_q, scale, zero_point)` is pruned where it is
 stored: the int8 rows/columns are sliced, and so are a per-channel scale and zero point along the
-same axis (per-tensor ones stay). The reference zeroes int8 consumer columns, which dequantize to
-exactly 0 only with a zero point of 0: a nonzero one blocks. Activation Q/DQ with a per-tensor
-scale act per element; a per-channel one is sliced with the channels."""
+same axis (per-tensor ones stay). The reference fills removed int8/uint8 consumer columns with the
+weight's zero point (`weight_zero_point`), so they dequantize to exactly 0 whatever the zero point
+(uint8 weights have nonzero ones). Activation Q/DQ with a per-tensor scale act per element; a
+per-channel one is sliced with the channels."""
 
 from __future__ import annotations
 
@@ -56,8 +57,6 @@ def redirect(index, p: ParamSlice):
         return None, None
     x = index.const(node.input[0])
     zp = index.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-    if p.role == "consumer" and zp is not None and np.any(zp):
-        return None, f"{node_label(node)}: nonzero weight zero point (zeroed int8 columns would not dequantize to 0)"
     out = [ParamSlice(node, 0, p.axis, p.labels, p.role, p.tag)]
     scale = index.const(node.input[1])
     if np.ndim(scale) == 1 and x.ndim > 1 and norm_axis(int(attr(node, "axis", 1)), x.ndim) == p.axis \
@@ -65,11 +64,62 @@ def redirect(index, p: ParamSlice):
         out.append(ParamSlice(node, 1, 0, p.labels, "channelwise"))
         if zp is not None:
             out.append(ParamSlice(node, 2, 0, p.labels, "channelwise"))
-    elif np.ndim(scale) == 1 and x.ndim == 1:  # a 1-D bias quantized per element
-        out.append(ParamSlice(node, 1, 0, p.labels, "channelwise"))
-        if zp is not None and np.ndim(zp) == 1:
+    elif np.ndim(scale) == 1 and x.ndim == 1 and scale.size == x.size > 1:  # a 1-D bias quantized per element
+        out.append(ParamSlice(node, 1, 0, p.labels, "channelwise"))  # (a [1] scale is per-tensor: it stays)
+        if zp is not None and np.size(zp) == x.size:
             out.append(ParamSlice(node, 2, 0, p.labels, "channelwise"))
     return out, None
+
+
+def _quantization(node, input_index: int, const):
+    """(scale, zero point) of a stored integer weight, each None or shaped to broadcast against
+    it; None when `node.input[input_index]` is not a quantized weight. DequantizeLinear's input 0
+    and the weight input of the QOperator ops (scales along the output-channel axis)."""
+    if node.op_type == "DequantizeLinear" and input_index == 0 and node.domain in ("", "ai.onnx"):
+        ndim, axis = np.ndim(const(node.input[0])), int(attr(node, "axis", 1))
+        scale_k, zp_k = 1, 2
+    else:
+        kind = QUANTIZED_WEIGHT_OPS.get(node.op_type)
+        if kind is None or input_index != kind.W:
+            return None
+        ndim = 2 if issubclass(kind, _QuantizedMatMul) else np.ndim(const(node.input[kind.W]))
+        axis = (0 if kind().trans_b(node) else 1) if issubclass(kind, _QuantizedMatMul) else 0
+        scale_k, zp_k = kind.SCALE, kind.ZP
+
+    def shaped(k):
+        value = const(node.input[k]) if k is not None and len(node.input) > k and node.input[k] else None
+        if value is None or np.ndim(value) == 0 or ndim <= 1:
+            return value
+        view = [1] * ndim
+        view[norm_axis(axis, ndim)] = -1
+        return np.reshape(value, view)
+
+    return shaped(scale_k), shaped(zp_k)
+
+
+def weight_zero_point(node, input_index: int, const):
+    """What a removed column of a stored integer weight is filled with in the reference model: its
+    zero point (broadcast to the weight), so it dequantizes to exactly 0 — `(zp - zp) * scale` in
+    QDQ, `(x - x_zp) * (zp - zp)` in the integer accumulators of QLinearConv/QLinearMatMul/...;
+    None: not a quantized weight, or a zero point of 0 (plain zeroing is exact)."""
+    found = _quantization(node, input_index, const)
+    if found is None or found[1] is None or not np.any(found[1]):
+        return None
+    return found[1]
+
+
+def dequantized_weight(node, input_index: int, const):
+    """`(w - zero_point) * scale` of a stored integer weight, what magnitude criteria rank on
+    (raw uint8 values around a zero point of 128 say nothing about a channel's size); None when
+    the input is not a quantized weight."""
+    found = _quantization(node, input_index, const)
+    if found is None:
+        return None
+    scale, zp = found
+    w = const(node.input[input_index]).astype(np.float64)
+    if zp is not None:
+        w = w - zp.astype(np.float64)
+    return w * scale.astype(np.float64) if scale is not None else w
 
 
 @register(*QDQ)
@@ -101,17 +151,13 @@ class QdqHandler(Handler):
 # ---- QOperator format: int8 ops that carry their own scales and zero points ----------------------
 # (onnxruntime.quantization's quantize_static(QuantFormat.QOperator) and quantize_dynamic). Output
 # channels take their int8 weight rows, int32 bias and per-channel scale/zero point with them
-# (per-tensor ones stay); input channels are weight columns, zeroed in the reference model, which is
-# exact only with a weight zero point of 0: the term (x - x_zp) * (0 - w_zp) would remain.
+# (per-tensor ones stay); input channels are weight columns, filled with the weight zero point in the
+# reference model (`weight_zero_point`): (x - x_zp) * (w_zp - w_zp) is exactly 0 in the integer
+# accumulator, so uint8 weights with nonzero zero points prune exactly too.
 
 def _per_channel(ctx, node, k: int, n: int) -> bool:
     value = ctx.const(node.input[k]) if len(node.input) > k and node.input[k] else None
     return value is not None and value.ndim == 1 and value.size == n and n > 1
-
-
-def _nonzero_zero_point(ctx, node, k: int) -> bool:
-    value = ctx.const(node.input[k]) if len(node.input) > k and node.input[k] else None
-    return value is not None and bool(np.any(value))
 
 
 class _QuantizedConv(ConvHandler):
@@ -124,13 +170,6 @@ class _QuantizedConv(ConvHandler):
         for k in (self.SCALE, self.ZP):
             if k is not None and _per_channel(ctx, node, k, len(labels)):
                 ctx.param(node, k, 0, labels, "channelwise")
-
-    def columns(self, node, ctx, labels):
-        if _nonzero_zero_point(ctx, node, self.ZP):
-            ctx.block(labels, f"{node_label(node)}: nonzero weight zero point (zeroed int8 columns would still "
-                              f"contribute -zero_point * x)")
-        else:
-            super().columns(node, ctx, labels)
 
 
 @register("QLinearConv")
@@ -169,9 +208,6 @@ class _QuantizedMatMul(Handler):
         for axis, labels in ctx.tracked(a).items():
             if axis != rank - 1:
                 ctx.set_labels(out, axis + out_rank - rank, labels)
-            elif _nonzero_zero_point(ctx, node, self.ZP):
-                ctx.block(labels, f"{node_label(node)}: nonzero weight zero point (zeroed int8 columns would "
-                                  f"still contribute -zero_point * x)")
             else:
                 ctx.param(node, self.W, k_axis, labels, "consumer")
         labels = ctx.new_source(node, out, out_rank - 1, n)
@@ -200,6 +236,11 @@ class QGemmHandler(_QuantizedMatMul):
 
     def trans_b(self, node) -> bool:
         return bool(int(attr(node, "transB", 0)))
+
+
+QUANTIZED_WEIGHT_OPS = {"QLinearConv": QLinearConvHandler, "ConvInteger": ConvIntegerHandler,
+                        "QLinearMatMul": QLinearMatMulHandler, "MatMulInteger": MatMulIntegerHandler,
+                        "QGemm": QGemmHandler}
 
 
 @register("QLinearSoftmax", domain="com.microsoft")

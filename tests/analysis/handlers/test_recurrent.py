@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnxprune
-from builders import assert_pruned_ok, assert_ratio0_identical
+from builders import assert_pruned_ok, assert_ratio0_identical, keras_lstm_with_state
 from onnxprune.core.runtime import make_session, random_feeds
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
@@ -109,48 +109,6 @@ def test_silero_vad_v6_lstm_with_state_io(real_model):
     lstm = next(layer for layer in result.layers if layer["op"] == "LSTM")
     assert (lstm["channels_before"], lstm["channels_after"]) == (128, 64)
     assert {r["name"] for r in result.resized_io} == {"h", "c", "hn", "cn"}
-
-
-def keras_lstm_with_state(via="reshape", hidden=8, feats=6, seq=5):
-    """tf2onnx's shape of a Keras LSTM denoiser: state inputs h, c [1, H] reach the LSTM through
-    Reshape (or Unsqueeze) to [1, 1, H]; Y_h, Y_c leave through Squeeze as [1, H]; half of the
-    units are exactly dead, so the pruned model must match the original on the kept state."""
-    rng = np.random.default_rng(7)
-    w = rng.standard_normal((1, 4 * hidden, feats)).astype(np.float32) * 0.5
-    r = rng.standard_normal((1, 4 * hidden, hidden)).astype(np.float32) * 0.5
-    b = rng.standard_normal((1, 8 * hidden)).astype(np.float32) * 0.1
-    head = rng.standard_normal((hidden, 3)).astype(np.float32)
-    for u in range(0, hidden, 2):
-        w[0, u::hidden] = 0
-        r[0, u::hidden] = 0
-        r[0, :, u] = 0
-        b[0, u::hidden] = 0
-        head[u] = 0
-    inits = [numpy_helper.from_array(a, n) for a, n in ((w, "W"), (r, "R"), (b, "B"), (head, "head"),
-                                                        (np.array([1, 1, hidden]), "state_shape"),
-                                                        (np.array([0]), "ax0"))]
-    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2])]
-    for s in ("h", "c"):
-        if via == "reshape":
-            nodes.append(helper.make_node("Reshape", [s, "state_shape"], [f"{s}3"]))
-        else:
-            nodes.append(helper.make_node("Unsqueeze", [s, "ax0"], [f"{s}3"]))
-    nodes += [helper.make_node("LSTM", ["xt", "W", "R", "B", "", "h3", "c3"], ["Y", "Yh", "Yc"], hidden_size=hidden,
-                               name="lstm"),
-              helper.make_node("Squeeze", ["Yh", "ax0"], ["h_out"]),
-              helper.make_node("Squeeze", ["Yc", "ax0"], ["c_out"]),
-              helper.make_node("Squeeze", ["Y", "ax0_1"], ["y2"]),
-              helper.make_node("MatMul", ["y2", "head"], ["out"])]
-    inits.append(numpy_helper.from_array(np.array([1]), "ax0_1"))
-    f = TensorProto.FLOAT
-    inputs = [helper.make_tensor_value_info("x", f, [1, seq, feats]), helper.make_tensor_value_info("h", f, [1, hidden]),
-              helper.make_tensor_value_info("c", f, [1, hidden])]
-    outputs = [helper.make_tensor_value_info("out", f, [seq, 1, 3]), helper.make_tensor_value_info("h_out", f, [1, hidden]),
-               helper.make_tensor_value_info("c_out", f, [1, hidden])]
-    m = helper.make_model(helper.make_graph(nodes, "keras_lstm", inputs, outputs, inits),
-                          opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    return m
 
 
 @pytest.mark.parametrize("via", ["reshape", "unsqueeze"])
