@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 
 from .graph import attr, constant_node_value, subgraphs
+from .op_table import OpTable
 
 
 def _all_graphs(graph: onnx.GraphProto):
@@ -77,17 +78,13 @@ def _graph_macs(graph: onnx.GraphProto, shape) -> int:
 # A MAC here is one multiply-accumulate of a contraction: each weight (or, in attention, each
 # key/value element) used once per output position. Bias adds, activations, normalisation,
 # pooling, softmax and the gate arithmetic of recurrent cells are not counted (docs/counting.md).
-_COUNTERS: dict[tuple[str, str], object] = {}
+_COUNTERS: OpTable = OpTable("MAC counter")
 _MS = "com.microsoft"
 
 
 def _counter(*ops: str, domain: str = ""):
     def deco(fn):
-        for op in ops:
-            key = (domain, op)
-            if key in _COUNTERS:
-                raise ValueError(f"two MAC counters for {domain}::{op}")
-            _COUNTERS[key] = fn
+        _COUNTERS.add(fn, *ops, domain=domain)
         return fn
     return deco
 
@@ -213,7 +210,7 @@ def _onnx_attention(n, shape):
 
 def node_macs(n, shape) -> int:
     """MACs of one node, 0 for ops without a contraction; raises on unknown shapes."""
-    fn = _COUNTERS.get((n.domain if n.domain != "ai.onnx" else "", n.op_type))
+    fn = _COUNTERS.get(n)
     return int(fn(n, shape)) if fn else 0
 
 

@@ -4,30 +4,24 @@ from __future__ import annotations
 
 import onnx
 
+from ...core.op_table import OpTable
 from .base import Handler
 
-_REGISTRY: dict[tuple[str, str], Handler] = {}
-_ALIASES = {"ai.onnx": ""}
+_REGISTRY: OpTable[Handler] = OpTable("handler")
 
 
 def register(*op_types: str, domain: str = ""):
     """Class decorator: one handler instance serves the listed op types. Registering twice fails."""
 
     def wrap(cls):
-        inst = cls()
-        for op in op_types:
-            key = (domain, op)
-            if key in _REGISTRY:
-                raise RuntimeError(f"handler for {domain or 'ai.onnx'}::{op} registered twice")
-            _REGISTRY[key] = inst
+        _REGISTRY.add(cls(), *op_types, domain=domain)
         return cls
 
     return wrap
 
 
 def handler_for(node: onnx.NodeProto) -> Handler | None:
-    domain = _ALIASES.get(node.domain, node.domain)
-    return _REGISTRY.get((domain, node.op_type))
+    return _REGISTRY.get(node)
 
 
 def linear_view_for(node: onnx.NodeProto):
