@@ -28,6 +28,7 @@ import onnx
 
 from ..bench.metrics import decisions
 from ..core.runtime import make_session, random_feeds
+from ..prune.resized import kept_outputs, stream
 
 
 def make_feeds(model: onnx.ModelProto, shapes: dict, *, count: int, seed: int, data=None,
@@ -162,19 +163,11 @@ class Fidelity:
         return metrics, firsts, outputs
 
     def _stream(self, session, *, evaluated: bool):
-        """Outputs on each feed, in order: the evaluated model gets resized inputs' kept slices; the
-        original's resized outputs are cut to their kept slices after its state is carried."""
-        state = {}
-        for feed in self.feeds:
-            if evaluated:
-                feed = {k: np.compress(self.io[k][1], v, axis=self.io[k][0]) if k in self.io else v
-                        for k, v in feed.items()}
-            outs = session.run(self.names, {**feed, **state})
-            state = {i: outs[self.names.index(o)] for i, o in self.carry}
-            if not evaluated:
-                outs = [np.compress(self.io[n][1], v, axis=self.io[n][0]) if n in self.io else v
-                        for n, v in zip(self.names, outs)]
-            yield outs
+        """Outputs on each feed, in order (prune.resized.stream): the evaluated model gets resized
+        inputs' kept slices; the original's resized outputs are cut to their kept slices after its
+        state is carried."""
+        for outs in stream(session, self.names, self.feeds, self.carry, self.io if evaluated else None):
+            yield outs if evaluated else kept_outputs(self.names, outs, self.io)
 
     def _centred(self, outs: list) -> list:
         """Softmax/LogSoftmax logits less their mean over the softmax axis: a shift the softmax
