@@ -10,7 +10,36 @@ the original's kept units."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import onnx
+
+TAG = "onnxprune.resized_io"  # metadata of a search candidate: which state units it kept
+
+
+def resized_io(analysis, removed: set) -> list[dict]:
+    """The graph inputs/outputs that removing `removed` shrinks, as `PruneResult.resized_io`."""
+    from .rewrite import io_masks
+
+    return [{"name": name, "kind": kind, "axis": axis, "old": len(keep), "new": int(keep.sum()),
+             "kept": np.flatnonzero(keep).tolist()}
+            for name, (axis, keep, kind) in io_masks(analysis, removed).items()]
+
+
+def tag(model: onnx.ModelProto, resized: list[dict]) -> onnx.ModelProto:
+    """`model` (a candidate `auto` evaluates, never a written one) carrying its resized_io, so an
+    evaluator or timer handed only the model feeds it its kept state (`tagged`)."""
+    if resized:
+        entry = next((p for p in model.metadata_props if p.key == TAG), None) or model.metadata_props.add()
+        entry.key, entry.value = TAG, json.dumps(resized)
+    return model
+
+
+def tagged(model: onnx.ModelProto) -> list[dict] | None:
+    """The resized_io `tag` put on `model`, or None."""
+    entry = next((p for p in model.metadata_props if p.key == TAG), None)
+    return json.loads(entry.value) if entry is not None else None
 
 
 def state_plan(resized: list[dict] | None) -> tuple[dict, list]:
