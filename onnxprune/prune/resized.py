@@ -42,6 +42,15 @@ def tagged(model: onnx.ModelProto) -> list[dict] | None:
     return json.loads(entry.value) if entry is not None else None
 
 
+def kept_shapes(shapes: dict, model: onnx.ModelProto) -> dict:
+    """Input shapes for a `tag`ged candidate: each resized input at its kept size."""
+    out = {k: list(v) for k, v in shapes.items()}
+    for r in tagged(model) or []:
+        if r["kind"] == "input" and r["name"] in out:
+            out[r["name"]][r["axis"]] = r["new"]
+    return out
+
+
 def state_plan(resized: list[dict] | None) -> tuple[dict, list]:
     """(io, pairs): the kept mask of each resized graph input/output (name -> (axis, mask)), and
     the state pairs a caller feeds back (input, output): a resized input and output on the same

@@ -26,7 +26,7 @@ import onnx
 from ..core import external
 from ..errors import UsageError
 from ..core.runtime import make_session, random_feeds
-from ..prune.resized import kept_inputs, state_plan, tagged
+from ..prune.resized import kept_inputs, kept_shapes, state_plan, tagged
 from .sensitivity import RATIOS
 from .widths import WidthSpace
 
@@ -176,7 +176,8 @@ class MacsLatency:
         from ..core.shapes import infer_value_shapes
         from ..core.cost import count_macs
 
-        return self.base_ms / self._ms(count_macs(model, infer_value_shapes(model, self.space.analysis.input_shapes)))
+        shapes = kept_shapes(self.space.analysis.input_shapes, model)
+        return self.base_ms / self._ms(count_macs(model, infer_value_shapes(model, shapes)))
 
     def to_dict(self) -> dict:
         return {"provider": "macs proxy (deterministic)", "base_ms": self.base_ms, "forward_passes": 0}

@@ -25,7 +25,7 @@ from ..prune.plan import (
     make_plan,
     removed_classes,
 )
-from ..prune.resized import resized_io, tag
+from ..prune.resized import kept_shapes, resized_io, tag
 
 LEVELS = 16  # candidate widths per group: ratios 0, 1/16, ..., 15/16, rounded up to round_to
 
@@ -100,7 +100,7 @@ class WidthSpace:
             with external.scratch():
                 model = self.build(keep)
                 try:
-                    shapes = infer_value_shapes(model, self.analysis.input_shapes)
+                    shapes = infer_value_shapes(model, kept_shapes(self.analysis.input_shapes, model))
                 except Exception:
                     shapes = {}
                 self._stats[key] = {"macs": count_macs(model, shapes), "params": count_params(model)}

@@ -139,6 +139,23 @@ def test_auto_feeds_each_candidate_its_kept_state(tmp_path):
     assert rep["final_metrics"]["top1_agreement"] == pytest.approx(rep["fidelity"]["top1_agreement"])
 
 
+@pytest.mark.realmodel
+def test_silero_auto_shrinks_state_with_exact_macs_and_a_streamed_figure(real_model, tmp_path):
+    """silero-vad's ifless export under auto --allow-io-change: candidates whose state shrank are
+    costed at their own state size (MACs were 0 when shapes came from the original's inputs) and
+    judged over a stream of their own kept state; the closing line says so."""
+    path, out, report = real_model("silero_vad_op18_ifless"), tmp_path / "a.onnx", tmp_path / "r.json"
+    r = run("auto", path, out, "--target-macs", "0.8", "--shape", "input:1,512", "--shape", "state:2,1,128",
+            "--allow-io-change", "--latency-model", "macs", "--min-snr", "5", "--report", report)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads(report.read_text())
+    assert rep["trajectory"] and all(e["macs"] > 0.5 for e in rep["trajectory"])
+    state = next(x for x in rep["prune"]["resized_io"] if x["name"] == "state")
+    assert state["new"] < 128 and rep["fidelity"]["state"]["carried"] == [["state", "stateN"]]
+    assert rep["final_metrics"]["snr_db"] == pytest.approx(rep["fidelity"]["snr_db"], rel=1e-9)
+    assert "carrying state (state -> stateN;" in _fidelity_line(r.stdout)
+
+
 def onnx_input_dims(path) -> dict:
     import onnx
 
