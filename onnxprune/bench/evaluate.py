@@ -145,8 +145,8 @@ def run_bench(models: list[str], cfg: BenchConfig, timer=None) -> dict:
     examples = _examples(models[0], cfg, {}) if cfg.data is not None else None
     if examples is not None:
         overrides = _shapes_from(examples, overrides)
-    loaded = [_Model(p, n, cfg, provider, overrides) for p, n in zip(models, names)]
-    resized = (list(cfg.resized) + [None] * len(loaded))[:len(loaded)]
+    resized = (list(cfg.resized) + [None] * len(models))[:len(models)]
+    loaded = [_Model(p, n, cfg, provider, _kept_dims(overrides, rs)) for p, n, rs in zip(models, names, resized)]
     if examples is not None:
         base = [ex.feeds for ex in examples]
     else:
@@ -213,6 +213,15 @@ def state_note(resized: list, carry: list, steps: int) -> dict:
     """How resized state was fed for fidelity (as prune's report says it)."""
     return {"zero_initial": sorted({r["name"] for rs in resized for r in rs or [] if r["kind"] == "input"}),
             "carried": [list(p) for p in carry], "steps": steps if carry else 1}
+
+
+def _kept_dims(overrides: dict, resized: list | None) -> dict:
+    """--shape (or the data's shapes) for a model whose state a prune resized: those at its size."""
+    out = {k: list(v) for k, v in overrides.items()}
+    for r in resized or []:
+        if r["kind"] == "input" and r["name"] in out:
+            out[r["name"]][r["axis"]] = r["new"]
+    return out
 
 
 def differing_inputs(first: dict, other: dict) -> str:

@@ -30,11 +30,12 @@ def _pruned(tmp_path, dead=True):
 
 def test_sweep_compares_kept_state_exact_prune_is_perfect(tmp_path):
     """Half the LSTM's units are dead, so the pruned model is the original on the kept state: its
-    sweep fidelity is perfect (it printed 0.68 when each model got seeded state of its own size)."""
+    sweep fidelity is perfect (it printed 0.68 when each model got seeded state of its own size), and
+    a --shape for the state applies to each model at its own size (it stopped the sweep)."""
     model = tmp_path / "lstm.onnx"
     save_model(keras_lstm_with_state(), model)
     r = run("sweep", model, "--ratios", "0,0.5", "--round-to", "1", "--allow-io-change", *QUICK,
-            "--out", tmp_path / "sw")
+            "--shape", "h:1,8", "--out", tmp_path / "sw")  # --shape names the original's size: each model its own
     assert r.returncode == 0, r.stdout + r.stderr
     sweep = json.loads((tmp_path / "sw" / "sweep.json").read_text())
     point = next(p for p in sweep["points"] if p["ratio"] == 0.5)
