@@ -18,6 +18,7 @@ from ..core.io import load_model
 from ..core.runtime import random_feeds
 from ..core.shapes import infer_value_shapes, input_shapes, parse_shape_specs
 from ..core.cost import count_macs, count_params
+from ..prune.resized import kept_inputs, kept_outputs, state_plan, stream, with_zero_state
 from . import memory
 from .latency import TimingPlan, summarize, time_interleaved
 from .metrics import fidelity
@@ -43,6 +44,9 @@ class BenchConfig:
     memory: bool = True
     spin: bool = True                # False: idle intra-op workers sleep instead of busy-waiting
     names: tuple[str, ...] = field(default_factory=tuple)  # display names (default: file names)
+    # per model, in order: the prune's resized_io (--allow-io-change) relating it to the first
+    # model, or None; fidelity then feeds it the kept state slice (prune.resized)
+    resized: tuple = field(default_factory=tuple)
 
     def check(self) -> None:
         if self.opt_level not in OPT_LEVELS:
@@ -106,8 +110,10 @@ class _Model:
             macs = None
         return {"size_bytes": os.path.getsize(self.path), "params": count_params(self.proto), "macs": macs}
 
-    def outputs(self, feed_list: list[dict]) -> list[np.ndarray]:
-        return [self.session.run([self.output], f)[0] for f in feed_list]
+    def outputs(self, feed_list: list[dict], carry: list | None = None) -> list[np.ndarray]:
+        """The compared output on each feed; with `carry` ((input, output) state pairs) the feeds
+        are one stream, each call fed this model's own previous state."""
+        return [outs[0] for outs in stream(self.session, [self.output], feed_list, carry or [])]
 
 
 def _examples(path: str, cfg: BenchConfig, overrides: dict) -> list:
@@ -139,13 +145,23 @@ def run_bench(models: list[str], cfg: BenchConfig, timer=None) -> dict:
     examples = _examples(models[0], cfg, {}) if cfg.data is not None else None
     if examples is not None:
         overrides = _shapes_from(examples, overrides)
-    loaded = [_Model(p, n, cfg, provider, overrides) for p, n in zip(models, names)]
+    resized = (list(cfg.resized) + [None] * len(models))[:len(models)]
+    loaded = [_Model(p, n, cfg, provider, _kept_dims(overrides, rs)) for p, n, rs in zip(models, names, resized)]
     if examples is not None:
-        feed_sets = [[ex.feeds for ex in examples] for _ in loaded]
+        base = [ex.feeds for ex in examples]
     else:
-        examples = None
-        feed_sets = [[random_feeds(m.session, m.shapes, cfg.seed + i) for i in range(max(1, cfg.fidelity_inputs))]
-                     for m in loaded]
+        base = [random_feeds(loaded[0].session, loaded[0].shapes, cfg.seed + i)
+                for i in range(max(1, cfg.fidelity_inputs))]
+    base = with_zero_state(base, [r for rs in resized for r in rs or []])
+    feed_sets, unpaired = [], {}
+    for m, rs in zip(loaded, resized):
+        if rs:
+            feed_sets.append([kept_inputs(f, state_plan(rs)[0]) for f in base])
+        elif examples is not None or m.shapes == loaded[0].shapes:
+            feed_sets.append(base)
+        else:  # other input shapes and no prune report saying which units were kept
+            feed_sets.append([random_feeds(m.session, m.shapes, cfg.seed + i) for i in range(len(base))])
+            unpaired[m.name] = differing_inputs(loaded[0].shapes, m.shapes)
     _check_feeds(loaded, feed_sets)
     machine, memories = machine_info(provider, cfg), None
     if timer is None:
@@ -166,12 +182,21 @@ def run_bench(models: list[str], cfg: BenchConfig, timer=None) -> dict:
                                              spin=cfg.spin)
         results.append(entry)
     _add_ratios(results)
-    outputs = [m.outputs(feeds) for m, feeds in zip(loaded, feed_sets)]
-    for entry, outs in zip(results[1:], outputs[1:]):
+    plans = [state_plan(rs) for rs in resized]
+    carry = list(dict.fromkeys(p for _, pairs in plans for p in pairs))  # state callers feed back, if any
+    outputs = [m.outputs(feeds, carry) for m, feeds in zip(loaded, feed_sets)]
+    for entry, m, outs, (io, _) in zip(results[1:], loaded[1:], outputs[1:], plans[1:]):
+        if m.name in unpaired:
+            entry["fidelity"] = {"error": f"not measured: inputs differ from {loaded[0].name}'s ({unpaired[m.name]}), "
+                                          f"kept units unknown; give its prune --report"}
+            continue
+        baseline = [kept_outputs([m.output], [y], io)[0] for y in outputs[0]]
         try:
-            entry["fidelity"] = fidelity(outputs[0], outs)
+            entry["fidelity"] = fidelity(baseline, outs)
         except ValueError as exc:
             entry["fidelity"] = {"error": str(exc)}
+        if m.output in io:
+            entry["fidelity"]["kept_units"] = [int(io[m.output][1].sum()), int(io[m.output][1].size)]
     if cfg.task is not None:
         for entry, outs in zip(results, outputs):
             entry["task"] = evaluate(cfg.task, examples, outs)
@@ -180,7 +205,29 @@ def run_bench(models: list[str], cfg: BenchConfig, timer=None) -> dict:
                        "interleaved": "round-robin, one run per model per round, order rotated each round",
                        "inputs": f"--data {cfg.data.path} ({len(examples)} examples, cycled)" if examples
                        else f"seeded random (seed {cfg.seed}, {len(feed_sets[0])} input sets, cycled)"},
-            "task": cfg.task.task if cfg.task else None, "models": results}
+            "task": cfg.task.task if cfg.task else None, "models": results,
+            **({"state": state_note(resized, carry, len(base))} if any(resized) else {})}
+
+
+def state_note(resized: list, carry: list, steps: int) -> dict:
+    """How resized state was fed for fidelity (as prune's report says it)."""
+    return {"zero_initial": sorted({r["name"] for rs in resized for r in rs or [] if r["kind"] == "input"}),
+            "carried": [list(p) for p in carry], "steps": steps if carry else 1}
+
+
+def _kept_dims(overrides: dict, resized: list | None) -> dict:
+    """--shape (or the data's shapes) for a model whose state a prune resized: those at its size."""
+    out = {k: list(v) for k, v in overrides.items()}
+    for r in resized or []:
+        if r["kind"] == "input" and r["name"] in out:
+            out[r["name"]][r["axis"]] = r["new"]
+    return out
+
+
+def differing_inputs(first: dict, other: dict) -> str:
+    """'name [a] vs [b]' for each input whose shape differs between two models."""
+    return ", ".join(f"{k} {list(first.get(k) or [])} vs {list(other.get(k) or [])}"
+                     for k in sorted(set(first) | set(other)) if list(first.get(k) or []) != list(other.get(k) or []))
 
 
 def _display_names(paths: list[str]) -> list[str]:

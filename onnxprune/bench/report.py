@@ -49,6 +49,18 @@ def fidelity_rows(result: dict):
     return out, [f"vs {result['models'][0]['name']}", "top-1 agree", "cosine", "SNR dB", "KL"]
 
 
+def state_line(result: dict) -> str | None:
+    """How fidelity fed state a prune resized (--allow-io-change), under the fidelity table."""
+    state = result.get("state")
+    if not state:
+        return None
+    how = (f"run as one stream of {state['steps']} calls carrying state ("
+           + ", ".join(f"{i} -> {o}" for i, o in state["carried"]) + "; each model its own)" if state["carried"]
+           else "one call each")
+    return (f"state: {', '.join(state['zero_initial'])} fed zeros (the original its full state, each pruned model "
+            f"its kept units), {how}; a resized output is compared on its kept units")
+
+
 def task_rows(result: dict):
     task = result.get("task")
     if not task:
@@ -78,6 +90,8 @@ def terminal(result: dict) -> str:
         r, h = fn(result)
         if r:
             parts.append(table(r, h))
+            if fn is fidelity_rows and state_line(result):
+                parts.append(state_line(result))
     return "\n".join(parts)
 
 
@@ -98,6 +112,8 @@ def markdown(result: dict, command: str | None = None) -> str:
         r, h = fn(result)
         if r:
             lines += [""] + _md_table(r, h)
+            if fn is fidelity_rows and state_line(result):
+                lines += ["", state_line(result)]
     return "\n".join(lines) + "\n"
 
 

@@ -157,6 +157,7 @@ def _sweep(model_path, ratios, prune_cfg, bench_cfg, out: Path, fidelity_key: st
     model = load_model(model_path)
     stem = Path(model_path).stem
     paths, names, points, failed = [str(model_path)], ["original"], [], []
+    resized = [None]  # per benchmarked model: its prune's resized_io, so fidelity feeds it the kept state
     remote = _remote(model, ratios, prune_cfg, executor) if executor is not None else {}
     for ratio in ratios:
         if ratio == 0:
@@ -191,15 +192,17 @@ def _sweep(model_path, ratios, prune_cfg, bench_cfg, out: Path, fidelity_key: st
         name = f"r={ratio:g}"
         paths.append(str(target))
         names.append(name)
+        resized.append(resized_io or None)
         points.append({"ratio": ratio, "model": name, "path": str(target),
                        "max_abs_diff_vs_reference": v["max_abs_diff"] if v else None,
                        "resized_io": resized_io, **({"recovered": twin} if twin else {})})
         if twin:
             paths.append(twin["path"])
             names.append(twin["name"])
+            resized.append(resized_io or None)
     if 0.0 not in ratios:
         points.insert(0, {"ratio": 0.0, "model": "original", "path": str(model_path)})
-    bench = run_bench(paths, dataclasses.replace(bench_cfg, names=tuple(names)), timer=timer)
+    bench = run_bench(paths, dataclasses.replace(bench_cfg, names=tuple(names), resized=tuple(resized)), timer=timer)
     by_name = {m["name"]: m for m in bench["models"]}
     for p in points:
         m = by_name[p["model"]]

@@ -166,8 +166,11 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
                         low_rank=low_rank, block_repair=block_repair)
     config = PruneConfig(ratio=0.0, criterion=criterion, compensate=compensate, round_to=round_to,
                          exclude=tuple(exclude), shapes=shapes, allow_io_change=allow_io_change, seed=seed)
-    if allow_io_change:
-        checks.check_auto_state(original, shapes, exclude)
+    if allow_io_change:  # fidelity feeds each candidate its kept state; the other evaluators cannot yet
+        unsupported = [o for o, on in (("--task", task_kw.get("task")), ("--head", head), ("--depth", depth),
+                                       ("--low-rank", low_rank), ("--recover", recover)) if on]
+        if unsupported:
+            checks.check_auto_state(original, shapes, exclude, unsupported[0])
     calib_feeds = None
     if recover or criteria.get(criterion).external:
         if data is None:
@@ -234,7 +237,7 @@ def auto(model, output, target_speedup, target_macs, target_params, max_drop, mi
         _pipeline_line(evaluate, original, done.result.model, head)
     fid_feeds = _fidelity_feeds(original, done, evaluate, data, n_eval, seed)
     fidelity = closeness.against_original(original, done.result.model, data=data, shapes={}, values=None, seed=seed,
-                                          gated=False, feeds=fid_feeds)
+                                          gated=False, feeds=fid_feeds, resized=done.result.resized_io)
     check_verified(done.result)  # before anything is written (and before recovery)
     data_out = done.report() | {"feeds": source, "fidelity": fidelity}
     if recover:

@@ -95,6 +95,52 @@ def _profile(models, cfg: BenchConfig) -> dict:
     return {"threads": threads, "models": dict(zip(names, found))}
 
 
+def io_dims(path: str) -> dict:
+    """Graph input/output name -> its dims (None where symbolic)."""
+    from ..core.io import load_model
+
+    graph = load_model(path).graph
+    return {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+            for v in list(graph.input) + list(graph.output)}
+
+
+def resized_from_reports(models: list[str], reports: list[str]) -> tuple:
+    """Per model, the resized_io of the one --report whose resized inputs/outputs it has at the new
+    sizes (and the first model at the old ones), else None; a report no model fits, or a model two
+    reports fit, is a one-line error."""
+    import json
+
+    from ..errors import UsageError
+
+    found = []
+    for r in reports:
+        try:
+            resized = json.loads(Path(r).read_text()).get("resized_io")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise UsageError(f"--report {r}: not a prune --report JSON ({exc})") from None
+        if not resized:
+            raise UsageError(f"--report {r}: its prune resized no graph input/output (no resized_io); not needed")
+        found.append((r, resized))
+    dims = [io_dims(m) for m in models]
+
+    def fits(d: dict, resized: list, key: str) -> bool:
+        return all(x["name"] in d and len(d[x["name"]]) > x["axis"] and d[x["name"]][x["axis"]] == x[key]
+                   for x in resized)
+
+    out = [None] * len(models)
+    for r, resized in found:
+        hits = [i for i in range(1, len(models)) if fits(dims[i], resized, "new")] if fits(dims[0], resized, "old") else []
+        if not hits:
+            sizes = ", ".join(f"{x['name']} {x['old']} -> {x['new']}" for x in resized)
+            raise UsageError(f"--report {r}: no model here has its resized inputs/outputs at the sizes it gives "
+                             f"({sizes}) with {Path(models[0]).name} at the old ones")
+        for i in hits:
+            if out[i] is not None and out[i] != resized:
+                raise UsageError(f"--report: two reports fit {Path(models[i]).name}; bench it with one")
+            out[i] = resized
+    return tuple(out)
+
+
 def command_line() -> str:
     return "onnxprune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
@@ -106,19 +152,26 @@ def command_line() -> str:
 @task_options
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write every figure as JSON.")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), help="Write the tables as markdown.")
+@click.option("--report", "reports", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="prune --report of a model here whose state --allow-io-change resized: fidelity feeds it the "
+                   "kept state units (repeatable; matched by the resized sizes).")
 @click.option("--profile", is_flag=True, help="Also print time per op type (onnxruntime's profiler), every model "
                                               "against the first: which ops did not shrink.")
 @ray_option
 @on_option
 @verbose_option
 @run_command("bench")
-def bench(models, data, json_path, md_path, verbose, ray_address, on, profile, **kw):
+def bench(models, data, json_path, md_path, verbose, ray_address, on, profile, reports, **kw):
     """Time MODELS interleaved on one execution provider; every ratio is relative to the first."""
     for path in (json_path, md_path):
         if path and Path(path).resolve() in {Path(m).resolve() for m in models}:
             from ..errors import UsageError
             raise UsageError(f"{path} is one of the models; choose another output file")
     cfg = bench_config(kw, data)
+    if reports:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, resized=resized_from_reports(list(models), list(reports)))
     timer = None
     if ray_address is not None or on is not None:  # the timing runs on a worker (the one holding --on)
         timer = device_timer(executor_for(ray_address, needed=True), on, cfg.provider)

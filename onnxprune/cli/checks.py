@@ -107,10 +107,10 @@ def shapes_from_data(model, data, shapes) -> tuple:
     return tuple(shapes) + tuple(added)
 
 
-def check_auto_state(model, shapes, exclude) -> None:
-    """`auto --allow-io-change` on a model whose state input would shrink: each candidate keeps
-    other state units, which the search cannot feed it yet (it used to stop with an internal
-    onnxruntime error); say so and what works instead."""
+def check_auto_state(model, shapes, exclude, option: str) -> None:
+    """`auto --allow-io-change` with `option` (--task, --head, --depth, --low-rank, --recover) on a
+    model whose state input would shrink: each candidate keeps other state units, which only the
+    default fidelity evaluation feeds it (its kept slice, over a stream); say so and what works."""
     from ..analysis.atoms import FIXED
     from ..api import analyze
 
@@ -119,9 +119,9 @@ def check_auto_state(model, shapes, exclude) -> None:
     shrinking = [name for name, _, labels, kind in a.io if kind == "input"
                  and any(x != FIXED and a.atoms.find(x) in prunable for x in labels.reshape(-1).tolist())]
     if shrinking:
-        raise UsageError(f"auto --allow-io-change: state input '{shrinking[0]}' would shrink, and the search cannot "
-                         f"yet feed each candidate its own kept state units; use `onnxprune prune --allow-io-change` "
-                         f"(its fidelity line measures the kept state over a stream), or drop --allow-io-change")
+        raise UsageError(f"auto --allow-io-change {option}: state input '{shrinking[0]}' would shrink, and {option} "
+                         f"cannot yet feed each candidate its own kept state units; drop {option} (fidelity "
+                         f"measures the kept state over a stream), or drop --allow-io-change")
 
 
 def nothing_pruned(result, *, round_to: int, ratio: float, plan_given: bool) -> bool:

@@ -12,9 +12,9 @@ import dataclasses
 import math
 
 import click
-import numpy as np
 
 from ..errors import FidelityError
+from ..prune.resized import state_plan, with_zero_state
 
 WARN_SNR_DB = 10.0        # below this the outputs carry more distortion than a tenth of their signal
 WARN_AGREEMENT = 90.0     # below this one decision in ten differs from the original's
@@ -56,33 +56,6 @@ def eval_feeds(model, data, *, shapes: dict, values: dict | None, seed: int, cou
     return feeds, f"{len(feeds)} seeded random inputs (no --data: give --data for figures on real audio)"
 
 
-
-
-def state_plan(resized: list[dict] | None) -> tuple[dict, list]:
-    """From a prune's `resized_io` (name, kind, axis, old, new, kept): the kept mask of each resized
-    graph input/output, and the state pairs a caller feeds back (input -> output): a resized input
-    and output on the same axis keeping the same units, an output named after the input first
-    (`state -> stateN`, `h -> h_out`), else in graph order."""
-    io, pairs = {}, []
-    for r in resized or []:
-        keep = np.zeros(r["old"], dtype=bool)
-        keep[r["kept"]] = True
-        io[r["name"]] = (r["axis"], keep)
-    outs = [r for r in resized or [] if r["kind"] == "output"]
-    for i in (r for r in resized or [] if r["kind"] == "input"):
-        fits = [o for o in outs if o["axis"] == i["axis"] and o["kept"] == i["kept"]]
-        fits.sort(key=lambda o: not o["name"].startswith(i["name"]))
-        if fits:
-            pairs.append((i["name"], fits[0]["name"]))
-            outs.remove(fits[0])
-    return io, pairs
-
-
-def with_zero_state(feeds: list[dict], resized: list[dict] | None) -> list[dict]:
-    """Resized inputs are recurrent state (only state may be resized): fed zeros, the initial
-    state callers feed (random state would be a state no caller's model reaches)."""
-    names = [r["name"] for r in resized or [] if r["kind"] == "input"]
-    return [{k: np.zeros_like(v) if k in names else v for k, v in f.items()} for f in feeds]
 
 
 def compare(original, result, feeds, where: str, resized: list[dict] | None = None) -> dict:

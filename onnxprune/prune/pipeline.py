@@ -30,6 +30,7 @@ from . import criteria
 from .depth import REPAIRS, depth_step
 from .lowrank import METHODS as LOWRANK_METHODS, choose_ranks, lowrank_step
 from .plan import Plan, group_names, make_plan, removed_classes
+from .resized import resized_io
 from .rewrite import apply_removal, io_masks
 from .verify import VerifyResult, verify
 
@@ -399,9 +400,7 @@ def _result(st: State, seconds: float) -> PruneResult:
         kept = int(sum(1 for a in s.atoms.tolist() if analysis.atoms.find(a) not in st.removed))
         layers.append({"node": s.node.name or s.output, "op": s.node.op_type, "channels_before": len(s.atoms),
                        "channels_after": kept})
-    resized = [{"name": name, "kind": kind, "axis": axis, "old": len(keep), "new": int(keep.sum()),
-                "kept": np.flatnonzero(keep).tolist()}
-               for name, (axis, keep, kind) in io_masks(analysis, st.removed).items()]
+    resized = resized_io(analysis, st.removed)
     return PruneResult(st.pruned, st.reference, plan, analysis, st.verify, before, after, groups, layers,
                        seconds, config, resized, st.compensation, st.calib.examples if st.calib else 0, st.steps)
 

@@ -24,6 +24,7 @@ from ..core.io import fingerprint
 from ..prune.pipeline import PruneConfig, PruneResult, prune
 from ..errors import UsageError
 from ..prune.plan import Plan
+from ..prune.resized import state_plan, tag, with_zero_state
 from .lookahead import Lookahead, candidate_metrics
 from .sensitivity import Sensitivity
 from .widths import WidthSpace
@@ -289,9 +290,32 @@ def finish(model: onnx.ModelProto, space: WidthSpace, found: SearchResult, *, go
     plan.meta.update({"auto": {"goal": goal, "target": target, "reached": found.reached}})
     plan.meta.update({"compensate": space.compensate})
     result = prune(model, config=replace(space.config, plan=plan, verify=verify))
-    metrics = evaluate(result.model) if evaluate is not None else {}
+    metrics = evaluate(candidate(result)) if evaluate is not None else {}
     return AutoResult(result, found, goal, target, metrics, sensitivity.to_dict(),
                       latency.to_dict() if latency is not None else None)
+
+
+def candidate(result: PruneResult) -> onnx.ModelProto:
+    """The result as the search's evaluators and timers take it: tagged with its resized state
+    (a copy; the model written stays untagged)."""
+    if not result.resized_io:
+        return result.model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(result.model)
+    return tag(copy, result.resized_io)
+
+
+def state_feeds(space: WidthSpace, feeds: list[dict]) -> tuple[list[dict], list]:
+    """(feeds, state pairs carried) for fidelity when --allow-io-change lets state shrink: the
+    narrowest candidate's resized inputs are fed zeros, the initial state callers feed (each
+    candidate then gets its own kept slice of it), and a state input/output pair is carried call
+    to call, as `prune` measures it (prune.resized)."""
+    if not space.config.allow_io_change:
+        return feeds, []
+    narrowest = space.resized({n: space.levels(n)[-1] for n in space.groups})
+    if not any(r["kind"] == "input" for r in narrowest):
+        return feeds, []
+    return with_zero_state(feeds, narrowest), state_plan(narrowest)[1]
 
 
 def allocate_plan(model: onnx.ModelProto, config: PruneConfig, *, data=None, feeds: int = 16) -> Plan:
@@ -353,12 +377,13 @@ def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | N
     if not space.groups:
         raise UsageError("the model has no prunable group (see onnxprune inspect)")
     ins, seed = space.analysis.input_shapes, config.seed
-    sens = measure_sensitivity(space, Fidelity(model, make_feeds(model, ins, count=s.calib, seed=seed, pool=pool)),
-                               executor=executor)
+    calib, carry = state_feeds(space, make_feeds(model, ins, count=s.calib, seed=seed, pool=pool))
+    sens = measure_sensitivity(space, Fidelity(model, calib, carry=carry), executor=executor)
     if on_sensitivity:
         on_sensitivity(sens)
     if evaluate is None:
-        evaluate = Fidelity(model, make_feeds(model, ins, count=s.n_eval, seed=seed, data=data, part=1))
+        feeds, carry = state_feeds(space, make_feeds(model, ins, count=s.n_eval, seed=seed, data=data, part=1))
+        evaluate = Fidelity(model, feeds, carry=carry)
     latency = s.latency
     if latency == "macs":
         latency = MacsLatency(space)
@@ -374,7 +399,7 @@ def auto_prune(model_or_path, search_config: AutoConfig, config: PruneConfig | N
                    progress=progress, metric=s.metric, executor=executor)
     done = finish(model, space, found, goal=s.goal, target=s.target, sensitivity=sens, evaluate=evaluate,
                   latency=timing, verify=config.verify)
-    done.measured_speedup = found.achieved if s.goal == "speedup" else latency.measure_speedup(done.result.model)
+    done.measured_speedup = found.achieved if s.goal == "speedup" else latency.measure_speedup(candidate(done.result))
     return done
 
 

@@ -28,6 +28,7 @@ import onnx
 
 from ..bench.metrics import decisions
 from ..core.runtime import make_session, random_feeds
+from ..prune.resized import kept_outputs, state_plan, stream, tagged
 
 
 def make_feeds(model: onnx.ModelProto, shapes: dict, *, count: int, seed: int, data=None,
@@ -87,10 +88,10 @@ class Fidelity:
         self.compared = [i for i, n in enumerate(self.names) if n not in self.taps]
         self.shift_free = softmax_axes(original, self.taps)  # tap index -> the softmax axis
         self.shift_free = {self.names.index(t): ax for t, ax in self.shift_free.items() if t in self.names}
-        self.reference = [self._centred(outs) for outs in self._stream(session, evaluated=False)]
+        self._whole = [self._centred(outs) for outs in self._stream(session, evaluated=False)]
+        self._against = {}
         self.passes = len(feeds)
-        self.signals = {i: _energy(i, self.reference) for i in self.compared}
-        self.signal = sum(self.signals.values())
+        self.reference, self.signals, self.signal = self._compared_with(self.io)
         self._kinds = output_kinds(original)
         graph_outputs = [o.name for o in original.graph.output]
         self._reported = [(n, self.names.index(self.taps[n]) if n in self.taps else self.names.index(n))
@@ -113,10 +114,12 @@ class Fidelity:
 
     def _run(self, model: onnx.ModelProto) -> tuple[dict, list, list]:
         session = make_session(with_outputs(model, self.taps), threads=self.threads)
-        signal, noise, agree, rows = self.signal, 0.0, 0, 0
+        io = state_plan(tagged(model))[0] if tagged(model) else self.io  # an auto candidate: its own kept state
+        reference, signals, signal = self._compared_with(io)
+        noise, agree, rows = 0.0, 0, 0
         firsts, per = [], {i: [0.0, [], 0, 0, [0.0, 0.0, 0.0]] for i in self.compared}  # noise, cos, agree, rows, dots
         kinds = self.kinds
-        for got, ref in zip(self._stream(session, evaluated=True), self.reference):
+        for got, ref in zip(self._stream(session, evaluated=True, io=io), reference):
             got = self._centred(got)
             firsts.append(got[0])
             same = _agreeing(got[0], ref[0])
@@ -143,7 +146,7 @@ class Fidelity:
         nmse = noise / signal if signal > 0 else float(noise > 0)
         snr = _snr(signal, noise)
         for i in self.compared:  # one value per feed (a probability): a cosine over the feeds instead
-            if self.reference and np.asarray(self.reference[0][i]).size <= 1 and per[i][1]:
+            if reference and np.asarray(reference[0][i]).size <= 1 and per[i][1]:
                 dot, rr, gg = per[i][4]
                 per[i][1] = [dot / math.sqrt(rr * gg) if rr > 0 and gg > 0 else float(rr == gg)]
         cosines = [c for i in self.compared for c in per[i][1]]
@@ -153,7 +156,7 @@ class Fidelity:
         for name, i in self.reported:
             noise_i, cos_i, agree_i, rows_i, _ = per[i]
             entry = {"name": name, "kind": kinds.get(name, "other"),
-                     "snr_db": _snr(self.signals[i], noise_i), "cosine": float(np.mean(cos_i)) if cos_i else None}
+                     "snr_db": _snr(signals[i], noise_i), "cosine": float(np.mean(cos_i)) if cos_i else None}
             if name in self.taps:
                 entry["compared"] = self.taps[name]
             if rows_i:
@@ -161,20 +164,22 @@ class Fidelity:
             outputs.append(entry)
         return metrics, firsts, outputs
 
-    def _stream(self, session, *, evaluated: bool):
-        """Outputs on each feed, in order: the evaluated model gets resized inputs' kept slices; the
-        original's resized outputs are cut to their kept slices after its state is carried."""
-        state = {}
-        for feed in self.feeds:
-            if evaluated:
-                feed = {k: np.compress(self.io[k][1], v, axis=self.io[k][0]) if k in self.io else v
-                        for k, v in feed.items()}
-            outs = session.run(self.names, {**feed, **state})
-            state = {i: outs[self.names.index(o)] for i, o in self.carry}
-            if not evaluated:
-                outs = [np.compress(self.io[n][1], v, axis=self.io[n][0]) if n in self.io else v
-                        for n, v in zip(self.names, outs)]
-            yield outs
+    def _compared_with(self, io: dict) -> tuple[list, dict, float]:
+        """(the original's outputs with resized ones cut to `io`'s kept units, per-output signal
+        energy, its sum), once per distinct `io`."""
+        key = tuple(sorted((n, ax, keep.tobytes()) for n, (ax, keep) in io.items()))
+        if key not in self._against:
+            reference = [kept_outputs(self.names, outs, io) for outs in self._whole]
+            signals = {i: _energy(i, reference) for i in self.compared}
+            self._against[key] = (reference, signals, sum(signals.values()))
+        return self._against[key]
+
+    def _stream(self, session, *, evaluated: bool, io: dict | None = None):
+        """Outputs on each feed, in order (prune.resized.stream): the evaluated model gets resized
+        inputs' kept slices (`io`, else the `io` given); the original's are returned whole, its
+        resized outputs cut to their kept slices when they are compared (`_kept`)."""
+        io = self.io if io is None else io
+        yield from stream(session, self.names, self.feeds, self.carry, io if evaluated else None)
 
     def _centred(self, outs: list) -> list:
         """Softmax/LogSoftmax logits less their mean over the softmax axis: a shift the softmax

@@ -26,6 +26,7 @@ import onnx
 from ..core import external
 from ..errors import UsageError
 from ..core.runtime import make_session, random_feeds
+from ..prune.resized import kept_inputs, kept_shapes, state_plan, tagged
 from .sensitivity import RATIOS
 from .widths import WidthSpace
 
@@ -41,13 +42,15 @@ def check_provider(provider: str) -> None:
 def time_rounds(models: dict[str, onnx.ModelProto], feeds: dict, *, provider: str = "CPUExecutionProvider",
                 threads: int = 1, runs: int = 100, warmup: int = 10) -> dict[str, list[float]]:
     """Milliseconds of every timed run, models interleaved round-robin (round i of each model
-    ran at nearly the same moment, under the same load)."""
+    ran at nearly the same moment, under the same load). A candidate whose state `auto
+    --allow-io-change` shrank (prune.resized.tag) runs on its kept slice of `feeds`."""
     sessions = {k: make_session(m, providers=(provider,), threads=threads, prepack=True) for k, m in models.items()}
+    fed = {k: kept_inputs(feeds, state_plan(tagged(m))[0]) if tagged(m) else feeds for k, m in models.items()}
     times: dict[str, list[float]] = {k: [] for k in sessions}
     for i in range(warmup + runs):
         for k, s in sessions.items():
             t = time.perf_counter()
-            s.run(None, feeds)
+            s.run(None, fed[k])
             if i >= warmup:
                 times[k].append((time.perf_counter() - t) * 1e3)
     return times
@@ -173,7 +176,8 @@ class MacsLatency:
         from ..core.shapes import infer_value_shapes
         from ..core.cost import count_macs
 
-        return self.base_ms / self._ms(count_macs(model, infer_value_shapes(model, self.space.analysis.input_shapes)))
+        shapes = kept_shapes(self.space.analysis.input_shapes, model)
+        return self.base_ms / self._ms(count_macs(model, infer_value_shapes(model, shapes)))
 
     def to_dict(self) -> dict:
         return {"provider": "macs proxy (deterministic)", "base_ms": self.base_ms, "forward_passes": 0}

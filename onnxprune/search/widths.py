@@ -17,7 +17,15 @@ from ..core.cost import count_macs, count_params
 from ..core.shapes import infer_value_shapes
 from ..prune import pipeline
 from ..prune.pipeline import Apply, Compensate, PruneConfig
-from ..prune.plan import Plan, effective_round_to, group_names, kept_count, make_plan
+from ..prune.plan import (
+    Plan,
+    effective_round_to,
+    group_names,
+    kept_count,
+    make_plan,
+    removed_classes,
+)
+from ..prune.resized import kept_shapes, resized_io, tag
 
 LEVELS = 16  # candidate widths per group: ratios 0, 1/16, ..., 15/16, rounded up to round_to
 
@@ -78,7 +86,12 @@ class WidthSpace:
         Compensate()(st)
         if not st.removed:
             return self.model
-        return Apply(verify=False, reference=False)(st).pruned
+        pruned = Apply(verify=False, reference=False)(st).pruned
+        return tag(pruned, resized_io(self.analysis, st.removed)) if self.config.allow_io_change else pruned
+
+    def resized(self, keep: dict[str, int]) -> list[dict]:
+        """The graph inputs/outputs (state, --allow-io-change) these widths shrink, as prune's resized_io."""
+        return resized_io(self.analysis, removed_classes(self.analysis, self.plan(keep)))
 
     def stats(self, keep: dict[str, int]) -> dict:
         """Exact MACs and parameters of the model at these widths (memoised)."""
@@ -87,7 +100,7 @@ class WidthSpace:
             with external.scratch():
                 model = self.build(keep)
                 try:
-                    shapes = infer_value_shapes(model, self.analysis.input_shapes)
+                    shapes = infer_value_shapes(model, kept_shapes(self.analysis.input_shapes, model))
                 except Exception:
                     shapes = {}
                 self._stats[key] = {"macs": count_macs(model, shapes), "params": count_params(model)}

@@ -102,15 +102,64 @@ def test_silero_ifless_state_fidelity_is_measured(real_model, tmp_path):
     assert all(math.isfinite(o["snr_db"]) for o in fid["outputs"])
 
 
-def test_auto_refuses_state_that_would_shrink_in_one_line(tmp_path):
-    """auto cannot feed each candidate its own kept state yet: a one-line error naming what works
-    (it used to stop with an internal onnxruntime error), exit 2, nothing written."""
+def test_auto_with_other_evaluators_refuses_state_that_would_shrink_in_one_line(tmp_path):
+    """--depth (like --task/--head/--low-rank/--recover) cannot feed each candidate its own kept
+    state yet: a one-line error naming what works, exit 2, nothing written."""
     model, out = tmp_path / "lstm.onnx", tmp_path / "a.onnx"
     save_model(keras_lstm_with_state(dead=False), model)
-    r = run("auto", model, out, "--target-macs", "0.6", "--allow-io-change")
+    r = run("auto", model, out, "--target-macs", "0.6", "--allow-io-change", "--depth")
     assert r.returncode == 2 and not out.exists()
-    assert "error: auto --allow-io-change: state input 'h' would shrink" in r.stdout + r.stderr
+    assert "error: auto --allow-io-change --depth: state input 'h' would shrink" in r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
+
+
+def test_auto_feeds_each_candidate_its_kept_state(tmp_path):
+    """auto --allow-io-change shrinks the LSTM's state: every candidate is evaluated on its own kept
+    units over a stream from zero state (it used to refuse). Half the units dead: the result is
+    exact; every unit live: the search's figure for the result is the one prune's comparison (the
+    closing line) gives, on the same feeds."""
+    model, out = tmp_path / "lstm.onnx", tmp_path / "a.onnx"
+    save_model(keras_lstm_with_state(), model)
+    r = run("auto", model, out, "--target-macs", "0.6", "--allow-io-change", "--round-to", "1")
+    assert r.returncode == 0, r.stdout + r.stderr
+    line = _fidelity_line(r.stdout)
+    assert "run as one stream of 32 calls carrying state (h -> h_out, c -> c_out;" in line
+    assert line.endswith("=> identical to the original")
+    assert onnx_input_dims(out)["h"] < 8
+
+    live, report = tmp_path / "live.onnx", tmp_path / "r.json"
+    save_model(keras_lstm_with_state(dead=False), live)
+    r = run("auto", live, out, "--target-macs", "0.6", "--allow-io-change", "--round-to", "1", "--min-snr", "5",
+            "--report", report)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads(report.read_text())
+    assert rep["prune"]["resized_io"] and rep["fidelity"]["state"]["carried"] == [["h", "h_out"], ["c", "c_out"]]
+    assert math.isfinite(rep["final_metrics"]["snr_db"]) and rep["final_metrics"]["snr_db"] >= 5
+    assert rep["final_metrics"]["snr_db"] == pytest.approx(rep["fidelity"]["snr_db"], rel=1e-9)
+    assert rep["final_metrics"]["top1_agreement"] == pytest.approx(rep["fidelity"]["top1_agreement"])
+
+
+@pytest.mark.realmodel
+def test_silero_auto_shrinks_state_with_exact_macs_and_a_streamed_figure(real_model, tmp_path):
+    """silero-vad's ifless export under auto --allow-io-change: candidates whose state shrank are
+    costed at their own state size (MACs were 0 when shapes came from the original's inputs) and
+    judged over a stream of their own kept state; the closing line says so."""
+    path, out, report = real_model("silero_vad_op18_ifless"), tmp_path / "a.onnx", tmp_path / "r.json"
+    r = run("auto", path, out, "--target-macs", "0.8", "--shape", "input:1,512", "--shape", "state:2,1,128",
+            "--allow-io-change", "--latency-model", "macs", "--min-snr", "5", "--report", report)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = json.loads(report.read_text())
+    assert rep["trajectory"] and all(e["macs"] > 0.5 for e in rep["trajectory"])
+    state = next(x for x in rep["prune"]["resized_io"] if x["name"] == "state")
+    assert state["new"] < 128 and rep["fidelity"]["state"]["carried"] == [["state", "stateN"]]
+    assert rep["final_metrics"]["snr_db"] == pytest.approx(rep["fidelity"]["snr_db"], rel=1e-9)
+    assert "carrying state (state -> stateN;" in _fidelity_line(r.stdout)
+
+
+def onnx_input_dims(path) -> dict:
+    import onnx
+
+    return {i.name: i.type.tensor_type.shape.dim[-1].dim_value for i in onnx.load(str(path)).graph.input}
 
 
 def test_with_data_the_stream_is_consecutive_examples(tmp_path):
