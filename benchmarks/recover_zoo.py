@@ -144,7 +144,7 @@ def report(name, key, rows, args, case, n_calib, n_extra) -> None:
     data = f"the calib set ({n_calib})" + (f" + {n_extra} unlabeled clips of training voices" if n_extra else "")
     lines = [f"Case {name}, recovery budget {args.seconds:g} s: ONNX Runtime CPU, 1 thread, p50 of {args.runs} "
              f"interleaved runs; {key} on the held-out-voice eval set ({case['data'].relative_to(ROOT)}/eval); "
-             f"pruning calibrates on the calib set; recovery reads {data} (80 % train, 20 % early stopping).",
+             f"pruning calibrates on the calib set; recovery reads {data} (20 %, at most 512, held out for early stopping).",
              "", f"| model | params | MACs | p50 ms | speedup | {key} | top-1 agreement with original | "
                  "recovery s | peak RSS MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
