@@ -19,7 +19,7 @@ Needs: the pretrained melspectrogram, embedding_model and alexa_v0.1 (models/fet
 once) and the flite and festival TTS engines (`apt-get install flite festival festvox-kallpc16k`).
 
     python benchmarks/oww_wakeword.py [--ratios 0.1,0.25] [--per-voice 8] [--methods reconstruction:lstsq,...]
-                                      [--recover 240] [--espeak 400] [--out benchmarks/results/oww_wakeword.md]
+                                      [--recover 240] [--espeak 400] [--recover-batch 32] [--out benchmarks/results/oww_wakeword.md]
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ def main():
                     help="criterion:compensation rows (default: all five)")
     ap.add_argument("--recover", type=float, default=0.0, help="recovery time budget, seconds (0: no recovery rows)")
     ap.add_argument("--espeak", type=int, default=0, help="extra unlabeled espeak-ng clips for recovery")
+    ap.add_argument("--recover-batch", type=int, default=32, help="recovery batch (smaller: more steps per second)")
     args = ap.parse_args()
     methods = [tuple(m.split(":")) for m in args.methods.split(",")]
     missing = [tool for tool in ("flite", "festival") if shutil.which(tool) is None]
@@ -144,7 +145,8 @@ def main():
                 from onnxprune.recover import RecoverConfig, recover_pruned
 
                 start = time.perf_counter()
-                rec = recover_pruned(model, result, calibration + extra, RecoverConfig(seconds=args.recover, seed=0))
+                rec = recover_pruned(model, result, calibration + extra, RecoverConfig(seconds=args.recover, seed=0,
+                                                                                   batch=args.recover_batch))
                 seconds = time.perf_counter() - start
                 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 save_model(rec.model, path)
@@ -156,7 +158,7 @@ def main():
     n_pos = sum(p for _, p in eval_clips)
     recovery = (f" Recovery: {len(calibration) + len(extra)} unlabeled windows ({len(calibration)} calibration + "
                 f"{len(extra)} from {args.espeak} espeak-ng clips of training voices), budget {args.recover:g} s, "
-                f"1 torch thread." if args.recover else "")
+                f"batch {args.recover_batch}, 1 torch thread." if args.recover else "")
     lines = [f"embedding_model pruned, melspectrogram and the alexa head unchanged; calibration: "
              f"{len(calibration)} mel windows from {len(calib_clips)} clips of {len(CALIB_VOICES)} voices; "
              f"evaluation: {len(eval_clips)} clips ({n_pos} positives) of {len(EVAL_VOICES)} other voices; "
