@@ -105,3 +105,28 @@ def test_recover_without_data_is_a_usage_error(tmp_path):
                            str(tmp_path / "o.onnx"), "--recover"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and "--recover needs calibration data" in proc.stderr
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_variable_length_batches_are_length_buckets():
+    """Utterances of different lengths: a batch is a run of examples adjacent in length, cropped to
+    its shortest (not to the shortest of the whole set), and its mixup mates come from the same run."""
+    import torch
+
+    from onnxprune.recover.distill import _batch, _crop_axis
+
+    lengths = [12, 100, 40, 98, 95, 41, 43, 97]
+    xs = [(torch.full((1, 1, n, 3), float(n)),) for n in lengths]  # each example's values are its length
+    crop = _crop_axis(xs)
+    assert crop == (0, 2, 12)
+    by_length = sorted(range(len(xs)), key=lambda i: (lengths[i], i))
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(40):
+        (x,) = _batch(xs, rng, 3, 0.0, crop, by_length)
+        rows = x[:, 0, 0, 0].tolist()
+        assert x.shape[2] == min(rows)  # cropped to the shortest of its batch
+        assert sorted(rows) in [sorted(lengths)[i:i + 3] for i in range(len(lengths) - 2)]  # adjacent in length
+        seen.add(x.shape[2])
+        (x,) = _batch(xs, rng, 3, 1.0, crop, by_length)
+        assert x.min() >= x.shape[2] - 1e-4  # every mix is of two examples of the run, none shorter
+    assert 12 in seen and max(seen) >= 95  # short and long runs both drawn; long ones stay long
