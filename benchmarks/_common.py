@@ -24,6 +24,22 @@ RESULTS = REPO / "benchmarks" / "results"
 OUT = REPO / "benchmarks" / "out"
 
 
+def zoo_cases() -> dict[str, dict]:
+    """The zoo's keyword spotter and CTC recognizer with their front-ends, data, task and metric: the
+    same two cases for every benchmark that prunes, recovers or scores them on held-out voices."""
+    from onnxprune.bench.tasks import TaskConfig
+
+    zoo = REPO / "models" / "zoo"
+    return {
+        "kws": dict(model=zoo / "kws_dscnn.onnx", front=str(zoo / "logmel_frontend.onnx"), data=zoo / "data" / "kws",
+                    task=TaskConfig("classify", labels_file=str(zoo / "kws_labels.json")), metric="accuracy",
+                    shapes=None),
+        "ctc": dict(model=zoo / "crnn_ctc_ts.onnx", front=str(zoo / "logmel_frontend_dyn.onnx"), data=zoo / "data" / "ctc",
+                    task=TaskConfig("ctc", vocab=str(zoo / "ctc_vocab.txt")), metric="wer",
+                    shapes={"logmel": [1, 1, 100, 40]}),
+    }
+
+
 def parser(doc: str, name: str) -> argparse.ArgumentParser:
     """argparse with the shared `--out` (default benchmarks/out/NAME, never the committed file)."""
     ap = argparse.ArgumentParser(description=doc.strip().splitlines()[0],

@@ -27,11 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import OUT, REPO as ROOT, parser, write
+from _common import OUT, REPO as ROOT, parser, write, zoo_cases
 
 from onnxprune.api import PruneConfig, check_verified, prune  # noqa: E402
 from onnxprune.bench.evaluate import BenchConfig, run_bench  # noqa: E402
-from onnxprune.bench.tasks import TaskConfig  # noqa: E402
 from onnxprune.core.io import load_model, save_model  # noqa: E402
 from onnxprune.core.runtime import make_session  # noqa: E402
 from onnxprune.prune.pipeline import PREPARE, run  # noqa: E402
@@ -39,15 +38,8 @@ from onnxprune.prune.plan import group_names, make_plan  # noqa: E402
 from onnxprune.data import DataConfig, load_examples  # noqa: E402
 from onnxprune.recover import RecoverConfig, recover_pruned  # noqa: E402
 
-ZOO = ROOT / "models" / "zoo"
-CASES = {
-    "kws": dict(model=ZOO / "kws_dscnn.onnx", front=str(ZOO / "logmel_frontend.onnx"), data=ZOO / "data" / "kws",
-                task=TaskConfig("classify", labels_file=str(ZOO / "kws_labels.json")), metric="accuracy",
-                shapes=None, ratios=(0.5, 0.625)),
-    "ctc": dict(model=ZOO / "crnn_ctc_ts.onnx", front=str(ZOO / "logmel_frontend_dyn.onnx"), data=ZOO / "data" / "ctc",
-                task=TaskConfig("ctc", vocab=str(ZOO / "ctc_vocab.txt")), metric="wer",
-                shapes={"logmel": [1, 1, 100, 40]}, ratios=(0.375, 0.5)),
-}
+CASES = zoo_cases()
+CASES["kws"]["ratios"], CASES["ctc"]["ratios"] = (0.5, 0.625), (0.375, 0.5)
 
 
 def main() -> None:

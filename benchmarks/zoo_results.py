@@ -21,25 +21,17 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from _common import OUT, REPO as ROOT, parser, spread, write as write_result
+from _common import OUT, REPO as ROOT, parser, spread, write as write_result, zoo_cases
 
 from onnxprune.api import PruneConfig, check_verified, prune  # noqa: E402
 from onnxprune.search.auto import AutoConfig, auto_prune  # noqa: E402
 from onnxprune.bench.evaluate import BenchConfig, run_bench  # noqa: E402
-from onnxprune.bench.tasks import TaskConfig  # noqa: E402
 from onnxprune.data import DataConfig, load_examples, split_examples  # noqa: E402
 from onnxprune.search.fidelity import held_out_examples  # noqa: E402
 from onnxprune.core.io import load_model, save_model  # noqa: E402
 from onnxprune.search.task_eval import TaskEvaluator  # noqa: E402
 
-ZOO = ROOT / "models" / "zoo"
-CASES = {
-    "kws": dict(model=ZOO / "kws_dscnn.onnx", front=str(ZOO / "logmel_frontend.onnx"), data=ZOO / "data" / "kws",
-                task=TaskConfig("classify", labels_file=str(ZOO / "kws_labels.json")), metric="accuracy", shapes=None),
-    "ctc": dict(model=ZOO / "crnn_ctc_ts.onnx", front=str(ZOO / "logmel_frontend_dyn.onnx"), data=ZOO / "data" / "ctc",
-                task=TaskConfig("ctc", vocab=str(ZOO / "ctc_vocab.txt")), metric="wer",
-                shapes={"logmel": [1, 1, 100, 40]}),
-}
+CASES = zoo_cases()
 
 
 def main() -> None:
