@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 
@@ -20,32 +19,21 @@ if not available():
 
 from test_main import run  # noqa: E402
 
-from onnxprune.core.runtime import make_session  # noqa: E402
-from onnxprune.data import DataConfig, load_examples  # noqa: E402
 from onnxprune.prune.plan import Plan  # noqa: E402
 from onnxprune.recover.check import skeleton  # noqa: E402
 from onnxprune.recover.criteria import gradient_plan  # noqa: E402
+from zoo_kws import FRONT, MODEL, ZOO, kl_to_original, kws_feeds  # noqa: E402
 
-ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
-MODEL = ZOO / "kws_dscnn.onnx"
-FRONT = str(ZOO / "logmel_frontend.onnx")
 CALIB = ["--data", ZOO / "data/kws/calib/manifest.jsonl", "--frontend", FRONT]
 
 
 @pytest.fixture(scope="module")
 def held_out():
-    model = onnx.load(MODEL)
-    return [ex.feeds for ex in load_examples(model, DataConfig(str(ZOO / "data/kws/eval/manifest.jsonl"),
-                                                               frontend=FRONT, limit=60))]
+    return kws_feeds(onnx.load(MODEL), "eval", 60)
 
 
-def kl_to_original(model_path, feeds) -> float:
-    a, b = make_session(onnx.load(MODEL)), make_session(onnx.load(model_path))
-    total = 0.0
-    for f in feeds:
-        p, q = a.run(None, f)[0].astype(np.float64), b.run(None, f)[0].astype(np.float64)
-        total += float(np.sum(p * (np.log(p + 1e-12) - np.log(q + 1e-12))))
-    return total / len(feeds)
+def kl_from_original(model_path, feeds) -> float:
+    return kl_to_original(onnx.load(MODEL), onnx.load(model_path), feeds)
 
 
 def same_but_initializer_values(a, b) -> bool:
@@ -68,7 +56,7 @@ def test_auto_recover(tmp_path, held_out):
     assert data["fidelity"]["snr_db"] > data["fidelity_before_recover"]["snr_db"]
     assert same_but_initializer_values(plain, recovered)
     assert plain.read_bytes() != recovered.read_bytes()
-    assert kl_to_original(recovered, held_out) < kl_to_original(plain, held_out)
+    assert kl_from_original(recovered, held_out) < kl_from_original(plain, held_out)
 
 
 def test_sweep_recover_with_a_gradient_criterion(tmp_path, held_out):
@@ -86,7 +74,7 @@ def test_sweep_recover_with_a_gradient_criterion(tmp_path, held_out):
     assert sweep["prune"]["criterion"] == "taylor"
     plain, twin = out / "kws_dscnn_r0p5.onnx", Path(point["recovered"]["path"])
     assert same_but_initializer_values(plain, twin)
-    assert kl_to_original(twin, held_out) < kl_to_original(plain, held_out)
+    assert kl_from_original(twin, held_out) < kl_from_original(plain, held_out)
     assert "recovered" in (out / "sweep.md").read_text()
 
 
@@ -124,5 +112,5 @@ def test_gradient_criteria_on_prune(tmp_path, kind):
     plan = Plan.from_json(plan_path.read_text())
     assert plan.meta["criterion"] == kind
     model = onnx.load(MODEL)
-    feeds = [ex.feeds for ex in load_examples(model, DataConfig(str(CALIB[1]), frontend=FRONT, limit=8))]
+    feeds = kws_feeds(model, "calib", 8)
     assert plan.groups == gradient_plan(model, feeds, ratio=0.5, kind=kind).groups  # the same ranking as the API

@@ -1,7 +1,6 @@
 """Label-free Taylor / Fisher scores: a channel that carries nothing (its conv rows and bias are
 zero) scores exactly 0, live channels do not, and a plan from them replays through prune."""
 
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -15,17 +14,14 @@ if not available():
 
 from onnxprune.analysis import analyze_model  # noqa: E402
 from onnxprune.api import PruneConfig, prune  # noqa: E402
-from onnxprune.data import DataConfig, load_examples  # noqa: E402
 from onnxprune.recover.criteria import gradient_plan, gradient_scores  # noqa: E402
-
-ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
+from zoo_kws import ZOO, kws_feeds  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def kws():
     model = onnx.load(ZOO / "kws_dscnn.onnx")
-    feeds = [ex.feeds for ex in load_examples(model, DataConfig(str(ZOO / "data/kws/calib/manifest.jsonl"),
-                                                                frontend=str(ZOO / "logmel_frontend.onnx"), limit=8))]
+    feeds = kws_feeds(model, "calib", 8)
     return model, feeds
 
 

@@ -3,7 +3,6 @@ rewrite is verified, the final model has exactly the one-shot model's structure 
 same graph: only initializer values differ) and is closer to the original on held-out voices than
 the unrecovered one-shot model; the kept-channel maps compose over the rounds."""
 
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -15,33 +14,17 @@ if not available():
     pytest.skip("needs the recover extra (torch, onnx2torch)", allow_module_level=True)
 
 from onnxprune.api import PruneConfig, prune  # noqa: E402
-from onnxprune.core.runtime import make_session  # noqa: E402
-from onnxprune.data import DataConfig, load_examples  # noqa: E402
 from onnxprune.errors import UsageError  # noqa: E402
 from onnxprune.recover import RecoverConfig  # noqa: E402
 from onnxprune.recover.check import skeleton  # noqa: E402
 from onnxprune.recover.iterative import compose, iterative_prune, round_ratios  # noqa: E402
-
-ZOO = Path(__file__).resolve().parents[2] / "models" / "zoo"
-FRONT = str(ZOO / "logmel_frontend.onnx")
-
-
-def kl_to_original(original, model, feeds) -> float:
-    a, b = make_session(original), make_session(model)
-    total = 0.0
-    for f in feeds:
-        p, q = a.run(None, f)[0].astype(np.float64), b.run(None, f)[0].astype(np.float64)
-        total += float(np.sum(p * (np.log(p + 1e-12) - np.log(q + 1e-12))))
-    return total / len(feeds)
+from zoo_kws import ZOO, kl_to_original, kws_feeds  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def case():
     model = onnx.load(ZOO / "kws_dscnn.onnx")
-    calib = [ex.feeds for ex in load_examples(model, DataConfig(str(ZOO / "data/kws/calib/manifest.jsonl"),
-                                                                frontend=FRONT, limit=64))]
-    held_out = [ex.feeds for ex in load_examples(model, DataConfig(str(ZOO / "data/kws/eval/manifest.jsonl"),
-                                                                   frontend=FRONT, limit=60))]
+    calib, held_out = kws_feeds(model, "calib", 64), kws_feeds(model, "eval", 60)
     config = PruneConfig(ratio=0.5, criterion="reconstruction", compensate="lstsq")
     rounds = []
     done = iterative_prune(model, config, calib, 3, RecoverConfig(steps=90, seconds=120, eval_every=10, seed=1),

@@ -5,7 +5,6 @@ and `prune --recover` on the command line."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -18,37 +17,21 @@ if not available():
     pytest.skip("needs the recover extra (torch, onnx2torch)", allow_module_level=True)
 
 from onnxprune.api import PruneConfig, prune  # noqa: E402
-from onnxprune.core.runtime import make_session  # noqa: E402
 from onnxprune.data import DataConfig, load_examples  # noqa: E402
 from onnxprune.recover import RecoverConfig, recover_pruned  # noqa: E402
 from onnxprune.recover.check import skeleton  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
-ZOO = ROOT / "models" / "zoo"
-FRONT = str(ZOO / "logmel_frontend.onnx")
+from zoo_kws import FRONT, ROOT, ZOO, kl_to_original, kws_feeds  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def case():
     model = onnx.load(ZOO / "kws_dscnn.onnx")
-    calib = [ex.feeds for ex in load_examples(model, DataConfig(str(ZOO / "data/kws/calib/manifest.jsonl"),
-                                                                frontend=FRONT, limit=64))]
-    held_out = [ex.feeds for ex in load_examples(model, DataConfig(str(ZOO / "data/kws/eval/manifest.jsonl"),
-                                                                   frontend=FRONT, limit=60))]
+    calib, held_out = kws_feeds(model, "calib", 64), kws_feeds(model, "eval", 60)
     result = prune(model, config=PruneConfig(ratio=0.5, criterion="reconstruction", compensate="lstsq",
                                              calibration=calib))
     config = RecoverConfig(steps=60, seconds=120, eval_every=20, seed=3)
     rec = recover_pruned(model, result, calib, config)
     return model, result, rec, calib, held_out, config
-
-
-def kl_to_original(original, model, feeds) -> float:
-    a, b = make_session(original), make_session(model)
-    total = 0.0
-    for f in feeds:
-        p, q = a.run(None, f)[0].astype(np.float64), b.run(None, f)[0].astype(np.float64)
-        total += float(np.sum(p * (np.log(p + 1e-12) - np.log(q + 1e-12))))
-    return total / len(feeds)
 
 
 def test_only_initializer_values_change(case):
