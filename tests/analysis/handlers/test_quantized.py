@@ -42,6 +42,17 @@ def test_int8_keyword_spotter_prunes_and_verifies(kws_int8):
     assert_ratio0_identical(kws_int8)
 
 
+def _qdq_conv_pair_nodes():
+    """conv1 on DQ(w1_q, per-channel) -> Relu -> Q/DQ of the activation (a_s, a_z) -> conv2 on DQ(w2_q)."""
+    return [helper.make_node("DequantizeLinear", ["w1_q", "w1_s", "w1_z"], ["w1"], axis=0),
+            helper.make_node("DequantizeLinear", ["w2_q", "w2_s", "w2_z"], ["w2"]),
+            helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+            helper.make_node("Relu", ["c1"], ["r1"]),
+            helper.make_node("QuantizeLinear", ["r1", "a_s", "a_z"], ["r1_q"]),
+            helper.make_node("DequantizeLinear", ["r1_q", "a_s", "a_z"], ["r1_d"]),
+            helper.make_node("Conv", ["r1_d", "w2"], ["y"], name="conv2")]
+
+
 def _qdq_pair(zero_point=0):
     """x -> Conv(DQ(int8 w1, per-channel)) -> Relu -> Q/DQ (per tensor) -> Conv(DQ(int8 w2))."""
     rng = np.random.default_rng(320)
@@ -51,13 +62,7 @@ def _qdq_pair(zero_point=0):
         (w1, "w1_q"), (rng.uniform(0.001, 0.01, 8).astype(np.float32), "w1_s"), (np.zeros(8, np.int8), "w1_z"),
         (w2, "w2_q"), (np.array(0.01, np.float32), "w2_s"), (np.array(zero_point, np.int8), "w2_z"),
         (np.array(0.05, np.float32), "a_s"), (np.array(0, np.uint8), "a_z"))]
-    nodes = [helper.make_node("DequantizeLinear", ["w1_q", "w1_s", "w1_z"], ["w1"], axis=0),
-             helper.make_node("DequantizeLinear", ["w2_q", "w2_s", "w2_z"], ["w2"]),
-             helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
-             helper.make_node("Relu", ["c1"], ["r1"]),
-             helper.make_node("QuantizeLinear", ["r1", "a_s", "a_z"], ["r1_q"]),
-             helper.make_node("DequantizeLinear", ["r1_q", "a_s", "a_z"], ["r1_d"]),
-             helper.make_node("Conv", ["r1_d", "w2"], ["y"], name="conv2")]
+    nodes = _qdq_conv_pair_nodes()
     g = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])], inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
@@ -98,13 +103,7 @@ def _uint8_dead_half(fmt: str):
               (w2, "w2_q"), (np.array(0.02, np.float32), "w2_s"), (np.array(128, np.uint8), "w2_z"),
               (np.array(0.05, np.float32), "a_s"), (np.array(128, np.uint8), "a_z")]
     if fmt == "qdq":
-        nodes = [helper.make_node("DequantizeLinear", ["w1_q", "w1_s", "w1_z"], ["w1"], axis=0),
-                 helper.make_node("DequantizeLinear", ["w2_q", "w2_s", "w2_z"], ["w2"]),
-                 helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
-                 helper.make_node("Relu", ["c1"], ["r1"]),
-                 helper.make_node("QuantizeLinear", ["r1", "a_s", "a_z"], ["r1_q"]),
-                 helper.make_node("DequantizeLinear", ["r1_q", "a_s", "a_z"], ["r1_d"]),
-                 helper.make_node("Conv", ["r1_d", "w2"], ["y"], name="conv2")]
+        nodes = _qdq_conv_pair_nodes()
     else:  # QOperator: QLinearConv with uint8 activations and weights
         nodes = [helper.make_node("QuantizeLinear", ["x", "a_s", "a_z"], ["x_q"]),
                  helper.make_node("QLinearConv", ["x_q", "a_s", "a_z", "w1_q", "w1_s", "w1_z", "a_s", "a_z"], ["c1"],
